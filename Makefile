@@ -1,0 +1,47 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make book   -> .venv, dependencies, the dlbook package, the whole book in _build/html
+#   make test   -> the same set-up, then every test (package, chapters, strict build, site)
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test lab bench lint clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dlbook)" >/dev/null
+	touch $(STAMP)
+
+# Build the whole book (executing every chapter, cached in _build/.jupyter_cache).
+# DLBOOK_STATIC=1 makes the explorers render kernel-free sliders.
+book: $(STAMP)
+	DLBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . --builder html
+
+# The strict build: every Sphinx warning and every notebook error fails it.
+book-strict: $(STAMP)
+	rm -rf _build/html
+	DLBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
+
+test: $(STAMP)
+	$(PY) -m pytest tests -m "not book"
+	$(MAKE) book-strict
+	$(PY) -m pytest tests -m book
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab chapters
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check code tests benchmarks _ext
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis
