@@ -3,12 +3,18 @@
 Every layer has an explicit ``forward`` and ``backward``; chapters import this
 package (``import dlbook as dl``) instead of defining model code themselves.
 Importing it has no side effects: no printing, no seeding, no backend switch.
+The matplotlib and ipywidgets helpers (``dl.plot``, ``dl.widgets``) and the
+glossary load on first use.
 """
+
+import importlib
 
 from . import activations, core, data, layers, losses, optim
 from .core import Module, Sequential, gradcheck, rel_error
 
 __version__ = "0.1.0"
+
+_LAZY = ("plot", "widgets", "glossary")
 
 __all__ = [
     "Module",
@@ -16,9 +22,18 @@ __all__ = [
     "activations",
     "core",
     "data",
+    "glossary",
     "gradcheck",
     "layers",
     "losses",
     "optim",
+    "plot",
     "rel_error",
+    "widgets",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'dlbook' has no attribute {name!r}")
