@@ -9,7 +9,7 @@ glossary load on first use.
 
 import importlib
 
-from . import activations, core, data, layers, losses, optim
+from . import activations, core, data, layers, losses, models, optim, probes
 from .core import Module, Sequential, gradcheck, rel_error
 
 __version__ = "0.1.0"
@@ -26,8 +26,10 @@ __all__ = [
     "gradcheck",
     "layers",
     "losses",
+    "models",
     "optim",
     "plot",
+    "probes",
     "rel_error",
     "widgets",
 ]
