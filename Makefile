@@ -2,6 +2,9 @@
 #   make book   -> .venv, dependencies, the dlbook package, the whole book in _build/html
 #   make test   -> the same set-up, then every test (package, chapters, strict build, site)
 PYTHON ?= python3.11
+# The chapters train small networks: for their matrices one BLAS thread is
+# faster than two (thread start-up and spinning cost more than they gain).
+export OPENBLAS_NUM_THREADS ?= 1
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
