@@ -309,6 +309,20 @@ def test_float32_path_is_close_to_torch(case):
     np.testing.assert_allclose(d, d_t, rtol=2e-6, atol=5e-6)
 
 
+@pytest.mark.parametrize(
+    "name", ["sigmoid", "softplus", "silu", "swish", "gelu_sigmoid", "mish", "xexp", "elu",
+             "selu", "celu"],
+)  # fmt: skip
+def test_float32_left_tail_is_accurate_in_relative_terms(name):
+    # where f(x) and f'(x) are tiny, float32 must not round them to 0 (e.g. softplus
+    # through log(1 + e^x), or ELU' through (e^x - 1) + 1)
+    x32 = np.linspace(-40, -5, 3501).astype(np.float32)
+    y32, d32 = act.get(name).value_and_grad(x32)
+    y64, d64 = act.get(name).value_and_grad(x32.astype(np.float64))
+    np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=0)
+    np.testing.assert_allclose(d32, d64, rtol=1e-5, atol=0)
+
+
 def test_glu_function_matches_torch():
     torch = pytest.importorskip("torch", reason="comparison with PyTorch needs torch")
     import torch.nn.functional as F
@@ -372,8 +386,16 @@ def test_derivative_matches_central_differences(name, params):
     np.testing.assert_allclose(s.derivative(x, **params), numeric, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize(("name", "params"), [v for v in VARIANTS if v[0] in ELEMENTWISE],
-                         ids=[i for i, v in zip(VARIANT_IDS, VARIANTS) if v[0] in ELEMENTWISE])
+ELEMENTWISE_VARIANTS = [
+    (i, v) for i, v in zip(VARIANT_IDS, VARIANTS, strict=True) if v[0] in ELEMENTWISE
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [v for _, v in ELEMENTWISE_VARIANTS],
+    ids=[i for i, _ in ELEMENTWISE_VARIANTS],
+)
 def test_gradcheck_activation_layer(name, params):
     layer = act.Activation(name, **params)
     x = np.random.default_rng(7).normal(0, 2.5, size=(3, 4))
@@ -500,7 +522,9 @@ def test_stored_minima(name, argmin):
 PIECEWISE = [(i, v) for i, v in zip(VARIANT_IDS, VARIANTS, strict=True) if act.get(v[0]).kinks]
 
 
-@pytest.mark.parametrize(("name", "params"), [v for _, v in PIECEWISE], ids=[i for i, _ in PIECEWISE])
+@pytest.mark.parametrize(
+    ("name", "params"), [v for _, v in PIECEWISE], ids=[i for i, _ in PIECEWISE]
+)
 def test_continuity_at_the_joins(name, params):
     s = act.get(name)
     kinks = s.kink_points(**params)
@@ -625,7 +649,12 @@ def test_nothing_mutates_its_inputs():
     x = rng.normal(size=(4, 6))
     x0 = x.copy()
     for layer in [act.Activation(n) for n in ELEMENTWISE] + [
-        act.PReLU(), act.RReLU(), act.Maxout(6, 2), act.CReLU(), act.GLU(6, 3), act.SwiGLU(6, 3)
+        act.PReLU(),
+        act.RReLU(),
+        act.Maxout(6, 2),
+        act.CReLU(),
+        act.GLU(6, 3),
+        act.SwiGLU(6, 3),
     ]:
         y = layer.forward(x)
         dout = rng.normal(size=y.shape)
@@ -834,16 +863,24 @@ def test_gelu_is_the_expectation_of_a_random_mask():
     assert y[0] == y[1]
 
 
-def test_selu_keeps_mean_zero_and_variance_one():
-    rng = np.random.default_rng(19)
-    width, depth = 100, 30
+def _deep_selu_stack(seed, width=100, depth=30, **params):
+    rng = np.random.default_rng(seed)
     h = rng.standard_normal((2000, width))
-    selu = act.get("selu")
     for _ in range(depth):
         W = rng.standard_normal((width, width)) / math.sqrt(width)  # LeCun normal
-        h = selu(h @ W)
-    assert abs(h.mean()) < 0.1
-    assert abs(h.var() - 1.0) < 0.15
+        h = act.get("selu")(h @ W, **params)
+    return h.mean(), h.var()
+
+
+def test_selu_keeps_mean_zero_and_variance_one():
+    # 30 layers of width 100: finite width makes the variance wander by about
+    # 0.07 from seed to seed, so five seeded stacks are checked
+    stats = np.array([_deep_selu_stack(seed) for seed in range(5)])
+    assert np.all(np.abs(stats[:, 0]) < 0.1)
+    assert np.all(np.abs(stats[:, 1] - 1.0) < 0.15)
+    assert abs(stats[:, 1].mean() - 1.0) < 0.1
+    # the constants matter: a 5% smaller scale lets the variance decay
+    assert _deep_selu_stack(0, scale=1.0)[1] < 0.7
 
 
 def test_hard_sigmoid_is_continuous_unlike_the_source_version():
