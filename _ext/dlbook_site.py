@@ -21,11 +21,20 @@ What it does:
   from the glossary's Chinese terms, so 激活函数 is indexed as one word; the
   dictionary is written into the build directory and passed to Sphinx by its
   absolute path (a relative path is silently ignored).
+* **One label, two pages.** The twins carry the same labels (``(sec-x)=``,
+  ``:name: fig-x``, ``$$ … $$ (eq-x)``), which Sphinx would call duplicates.
+  Labels on Chinese pages are kept under a ``zh/`` scope, and references
+  from a Chinese page go to the Chinese label when there is one: each page
+  links within its own language.
 * **Offline maths.** MathJax 3.2.2 is vendored in ``_ext/vendor/mathjax`` and
   copied to ``_static/mathjax``; ``mathjax_path`` points there instead of a CDN.
+* **Static explorers.** ``DLBOOK_STATIC=1`` is set for the notebook kernels
+  of the build, so ``dlbook.widgets.explore`` renders kernel-free HTML.
 * **Nothing from the internet.** sphinx-thebe (loaded by Jupyter Book even
   with launch buttons off) is unhooked: its inline script names a CDN. Widget
   JS (``nb_ipywidgets_js``) is off in ``_config.yml``.
+* **The theme speaks Chinese on Chinese pages** ("上一条", "目录", the search
+  box, "显示代码" on hidden cells), with the themes' own zh_CN catalogs.
 * **Chinese without a Chinese font.** The CJK subset that ``dlbook.plot``
   uses (Noto Sans CJK SC, SIL OFL 1.1) is copied to ``_static/dlbook-fonts``
   and declared as the last font of the theme's stacks, after ``local()``
@@ -37,15 +46,25 @@ What it does:
 from __future__ import annotations
 
 import csv
+import functools
+import gettext
+import importlib
+import os
 import posixpath
 import re
 from pathlib import Path
 from typing import Any
 
+from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.config import Config
+from sphinx.domains.math import MathDomain
+from sphinx.transforms import SphinxTransform
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 from sphinx.util.fileutil import copy_asset_file
+from sphinx.util.nodes import make_refnode
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +77,7 @@ MATHJAX_PATH = "mathjax/tex-chtml.js"
 # The CJK font subset of dlbook.plot, also the web font of last resort (dlbook.css).
 FONT_FILES = ("NotoSansCJKsc-subset.otf", "OFL.txt")
 FONT_DIR = "dlbook-fonts"  # under _static/
+FONT_SOURCE = HERE.parent / "code" / "dlbook" / "fonts"  # the repository's package data
 SWITCH_TEMPLATE = "dl-lang-switch.html"
 USERDICT_NAME = "dlbook-jieba-userdict.txt"
 
@@ -102,25 +122,33 @@ def disable_thebe(app: Sphinx) -> None:
     for listeners in app.events.listeners.values():
         for listener in list(listeners):
             handler = listener.handler
-            if getattr(handler, "__module__", "") == "sphinx_thebe" and handler.__name__ in unwanted:
+            if (
+                getattr(handler, "__module__", "") == "sphinx_thebe"
+                and handler.__name__ in unwanted
+            ):
                 app.disconnect(listener.id)
 
 
 def on_config_inited(app: Sphinx, config: Config) -> None:
     disable_thebe(app)
+    # The kernels MyST-NB starts inherit this: explorers render as kernel-free
+    # HTML even when the build was started without DLBOOK_STATIC=1 (widget JS
+    # would need a CDN and a kernel).
+    os.environ.setdefault("DLBOOK_STATIC", "1")
     # Maths from the vendored copy, never from a CDN.
     config.mathjax_path = MATHJAX_PATH
     config.html_static_path = [*config.html_static_path, str(VENDOR), str(STATIC)]
     config.templates_path = [*config.templates_path, str(TEMPLATES)]
 
     # The switch sits in the article header, before the theme's buttons.
-    options = dict(config.html_theme_options or {})
-    end = options.get("article_header_end", "article-header-buttons.html")
-    end = [s.strip() for s in end.split(",")] if isinstance(end, str) else list(end)
-    if SWITCH_TEMPLATE not in end:
-        end.insert(0, SWITCH_TEMPLATE)
-    options["article_header_end"] = end
-    config.html_theme_options = options
+    if config.html_theme in ("sphinx_book_theme", "pydata_sphinx_theme"):
+        options = dict(config.html_theme_options or {})
+        end = options.get("article_header_end", "article-header-buttons.html")
+        end = [s.strip() for s in end.split(",")] if isinstance(end, str) else list(end)
+        if SWITCH_TEMPLATE not in end:
+            end.insert(0, SWITCH_TEMPLATE)
+        options["article_header_end"] = end
+        config.html_theme_options = options
 
     # Chinese search with the glossary as jieba's user dictionary.
     if config.html_search_language != "zh":
@@ -130,12 +158,118 @@ def on_config_inited(app: Sphinx, config: Config) -> None:
             config.html_search_language,
             type="dlbook",
         )
-    tsv = Path(app.confdir) / "code" / "dlbook" / "data" / "glossary.tsv"
+    tsv = Path(app.confdir) / config.dlbook_glossary
     if not tsv.is_file():
         logger.warning("dlbook_site: no glossary at %s; Chinese search is unsegmented", tsv)
         return
     userdict = write_userdict(glossary_terms(tsv), Path(app.doctreedir) / USERDICT_NAME)
     config.html_search_options = {**(config.html_search_options or {}), "dict": str(userdict)}
+
+
+# ---------------------------------------------------------------------------
+# Twin-scoped labels
+# ---------------------------------------------------------------------------
+SCOPE = "zh/"  # prefix of the labels of Chinese pages (internal; HTML ids keep the plain label)
+
+
+def is_zh(docname: str | None) -> bool:
+    return bool(docname) and docname.startswith("chapters/zh/")
+
+
+def scoped(docname: str | None, label: str) -> str:
+    """The label as Sphinx stores it: scoped on Chinese pages, as written elsewhere."""
+    return SCOPE + label if is_zh(docname) and not label.startswith(SCOPE) else label
+
+
+def unscoped(label: str) -> str:
+    return label[len(SCOPE) :] if label.startswith(SCOPE) else label
+
+
+class ScopeTwinLabels(SphinxTransform):
+    """Rename the explicit labels of a Chinese page before Sphinx's domains collect them.
+
+    Runs just before ``SphinxDomains`` (priority 850). Only the *names* change
+    (``ch-x`` -> ``zh/ch-x``); the node ids, and so the HTML anchors, stay.
+    """
+
+    default_priority = 840
+
+    def apply(self, **kwargs: Any) -> None:
+        if not is_zh(self.env.docname):
+            return
+        document = self.document
+        for name, explicit in list(document.nametypes.items()):
+            labelid = document.nameids.get(name)
+            node = document.ids.get(labelid) if labelid else None
+            if not explicit or name.startswith(SCOPE):
+                continue
+            if node is not None and node.tagname in ("footnote", "citation"):
+                continue
+            new = SCOPE + name
+            document.nametypes[new] = document.nametypes.pop(name)
+            document.nameids[new] = document.nameids.pop(name)
+            if node is not None:
+                node["names"] = [new if n == name else n for n in node["names"]]
+
+
+class ResolveTwinLabels(SphinxPostTransform):
+    """Point the references of a Chinese page at the Chinese labels.
+
+    Runs before MyST's and Sphinx's reference resolvers (priorities 9 and 10).
+    A reference whose scoped label does not exist (e.g. a label on a page that
+    is not a chapter) is left alone and resolves as usual.
+    """
+
+    default_priority = 5
+
+    def run(self, **kwargs: Any) -> None:
+        if not is_zh(self.env.docname):
+            return
+        std = self.env.get_domain("std")
+        math = self.env.get_domain("math")
+        for node in self.document.findall(addnodes.pending_xref):
+            target = node.get("reftarget", "")
+            kind, domain = node.get("reftype"), node.get("refdomain")
+            if not target or target.startswith(SCOPE):
+                continue
+            if domain == "math" or kind == "eq":
+                if SCOPE + target in math.equations:
+                    node["reftarget"] = SCOPE + target
+            elif kind in ("ref", "numref", "myst") and domain in ("std", "", None):
+                key = SCOPE + target.lower()
+                if key in std.anonlabels:
+                    node["reftarget"] = key
+                elif kind in ("numref", "myst") and SCOPE + target in math.equations:
+                    node["reftarget"] = SCOPE + target
+
+
+class TwinMathDomain(MathDomain):
+    """Sphinx's math domain with the equation labels of Chinese pages scoped.
+
+    MyST registers ``$$ … $$ (label)`` while it parses, before any transform,
+    so the scope is applied here. The HTML anchor stays ``equation-<label>``.
+    """
+
+    def note_equation(self, docname: str, labelid: str, location: Any = None) -> None:
+        super().note_equation(docname, scoped(docname, labelid), location)
+
+    def get_equation_number_for(self, labelid: str) -> int | None:
+        return super().get_equation_number_for(scoped(self.env.docname, labelid))
+
+    def resolve_xref(self, env, fromdocname, builder, typ, target, node, contnode):
+        found = self.equations.get(target)
+        if found is None:
+            return None
+        docname, number = found
+        node_id = nodes.make_id("equation-" + unscoped(target))
+        if env.config.math_numfig and env.config.numfig:
+            numbers = env.toc_fignumbers.get(docname, {}).get("displaymath", {}).get(node_id, ())
+            dotted = ".".join(str(n) for n in numbers)
+            eqno = env.config.math_numsep.join(dotted.rsplit(".", 1)) if dotted else ""
+        else:
+            eqno = str(number)
+        text = (env.config.math_eqref_format or "({number})").format(number=eqno)
+        return make_refnode(builder, fromdocname, docname, node_id, nodes.Text(text))
 
 
 def twin_of(pagename: str) -> tuple[str, str, str] | None:
@@ -161,6 +295,83 @@ def drop_thebe(
     for key in ("script_files", "css_files"):
         if key in context:
             context[key] = [asset for asset in context[key] if not _is_thebe(asset)]
+
+
+# ---------------------------------------------------------------------------
+# The theme's own words in Chinese on Chinese pages
+# ---------------------------------------------------------------------------
+ZH_SEARCH_TEXT = "搜索本书……"
+
+
+@functools.cache
+def zh_catalogs() -> tuple[gettext.NullTranslations, gettext.NullTranslations]:
+    """``(sphinx, booktheme)`` message catalogs for zh_CN.
+
+    ``sphinx``: pydata-sphinx-theme's catalog over Sphinx's own (the templates'
+    ``_()``); ``booktheme``: sphinx-book-theme's (its ``translate()``).
+    Missing packages or catalogs fall back to the English strings.
+    """
+
+    def catalog(module: str, subdir: str, domain: str) -> gettext.NullTranslations:
+        try:
+            root = Path(importlib.import_module(module).__file__).parent / subdir
+        except ImportError:
+            return gettext.NullTranslations()
+        return gettext.translation(domain, root, ["zh_CN", "zh"], fallback=True)
+
+    sphinx_words = catalog("pydata_sphinx_theme", "locale", "sphinx")
+    sphinx_words.add_fallback(catalog("sphinx", "locale", "sphinx"))
+    book_words = catalog("sphinx_book_theme", "theme/sphinx_book_theme/static/locales", "booktheme")
+    return sphinx_words, book_words
+
+
+ZH_CELL_PROMPTS = {
+    "source": ("显示代码", "隐藏代码"),
+    "output": ("显示输出", "隐藏输出"),
+    "outputs": ("显示输出", "隐藏输出"),
+    "content": ("显示单元格", "隐藏单元格"),
+}
+
+
+class LocaliseCellPrompts(SphinxPostTransform):
+    """ "Show code cell source" and friends (MyST-NB's hidden cells) in Chinese on Chinese pages.
+
+    Runs after MyST-NB's ``HideInputCells`` (priority 199), which has filled
+    in the English words.
+    """
+
+    default_priority = 210
+    formats = ("html",)
+
+    def run(self, **kwargs: Any) -> None:
+        if not is_zh(self.env.docname):
+            return
+        for node in self.document.findall(nodes.Element):
+            if type(node).__name__ != "HideCodeCellNode":
+                continue
+            kind = str(node.get("prompt_show", "")).rsplit(" ", 1)[-1]
+            if kind in ZH_CELL_PROMPTS:
+                node["prompt_show"], node["prompt_hide"] = ZH_CELL_PROMPTS[kind]
+
+
+def localise_theme(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Chinese pages get the theme's words in Chinese ("上一页", "目录", "搜索").
+
+    Sphinx renders with one language; the template environment's gettext is
+    swapped for each page just before it is rendered (and swapped back).
+    """
+    environment = getattr(getattr(app.builder, "templates", None), "environment", None)
+    if environment is None or not hasattr(environment, "install_gettext_translations"):
+        return
+    if is_zh(pagename):
+        sphinx_words, book_words = zh_catalogs()
+        environment.install_gettext_translations(sphinx_words)
+        context["translate"] = book_words.gettext
+        context["theme_search_bar_text"] = ZH_SEARCH_TEXT
+    else:
+        environment.install_gettext_translations(app.translator)
 
 
 def on_html_page_context(
@@ -194,20 +405,29 @@ def copy_cjk_font(app: Sphinx, exception: Exception | None) -> None:
     """
     if exception is not None or app.builder.format != "html":
         return
-    source = Path(app.confdir) / "code" / "dlbook" / "fonts"
+    source = FONT_SOURCE
     target = Path(app.outdir) / "_static" / FONT_DIR
     target.mkdir(parents=True, exist_ok=True)
     for name in FONT_FILES:
         if not (source / name).is_file():
-            logger.warning("dlbook_site: %s is missing; Chinese may not render offline", source / name)
+            logger.warning(
+                "dlbook_site: %s is missing; Chinese may not render offline", source / name
+            )
             continue
         copy_asset_file(str(source / name), str(target))
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("dlbook_glossary", "code/dlbook/data/glossary.tsv", "env", [str])
+    app.add_domain(TwinMathDomain, override=True)
+    app.add_transform(ScopeTwinLabels)
+    app.add_post_transform(ResolveTwinLabels)
+    app.add_post_transform(LocaliseCellPrompts)
     app.connect("config-inited", on_config_inited)
     app.connect("html-page-context", on_html_page_context)
     app.connect("html-page-context", drop_thebe, priority=900)
+    # after sphinx-book-theme's own handler (priority 500), which sets "translate"
+    app.connect("html-page-context", localise_theme, priority=600)
     app.connect("build-finished", copy_cjk_font)
     app.add_css_file("dlbook.css")
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -208,6 +208,7 @@ class StaticExplorer:
         start: dict[str, int],
         size: tuple[int, int],
         alt: str,
+        captions: list[str] | None = None,  # HTML, one per frame
     ) -> None:
         self.frames = frames
         self.sliders = sliders
@@ -216,6 +217,7 @@ class StaticExplorer:
         self.start = start
         self.size = size
         self.alt = alt
+        self.captions = captions
         digest = hashlib.sha1("".join(frames).encode()).hexdigest()[:10]
         self.element_id = f"dl-explorer-{next(_counter)}-{digest}"
 
@@ -260,24 +262,30 @@ class StaticExplorer:
         # Distinct frames once; the order maps a combination to its frame.
         unique: dict[str, int] = {}
         order = [unique.setdefault(f, len(unique)) for f in self.frames]
+        captions = _js(self.captions or [])
         script = (
             "(function(){"
             f'var root=document.getElementById("{self.element_id}");'
-            f"var frames={json.dumps(list(unique))};var order={json.dumps(order)};"
+            f"var frames={_js(list(unique))};var order={_js(order)};"
+            f"var captions={captions};"
+            'var cap=root.querySelector(".dl-caption");'
             'var img=root.querySelector(".dl-frame");'
             'var ctrls=root.querySelectorAll(".dl-select,.dl-slider");'
             "function show(){var i=0;ctrls.forEach(function(c){"
             "var n=c.tagName==='SELECT'?c.options.length:(+c.max+1);i=i*n+(+c.value);"
             "if(c.tagName==='INPUT'){c.nextElementSibling.textContent="
             "JSON.parse(c.dataset.values)[+c.value];}});"
-            "img.src=frames[order[i]];}"
+            "img.src=frames[order[i]];if(cap){cap.innerHTML=captions[i];}}"
             "ctrls.forEach(function(c){c.addEventListener('input',show);"
             "c.addEventListener('change',show);});"
             "})();"
         )
+        caption = ""
+        if self.captions:
+            caption = f'<div class="dl-caption">{self.captions[self._start_index()]}</div>'
         return (
             f'<div class="dl-explorer" id="{self.element_id}" data-frames="{self.n_frames}">'
-            f'<div class="dl-controls">{self._controls_html()}</div>'
+            f'<div class="dl-controls">{self._controls_html()}</div>{caption}'
             f'<img class="dl-frame" width="{width}" height="{height}" '
             f'alt="{html.escape(self.alt)}" src="{self.frames[self._start_index()]}">'
             f"<script>{script}</script></div>"
@@ -286,6 +294,29 @@ class StaticExplorer:
     def __repr__(self) -> str:
         controls = [*self.choices, *self.sliders]
         return f"<static explorer: {self.n_frames} frames, controls {', '.join(controls)}>"
+
+
+def _caption_html(text: object) -> str:
+    """A caption as HTML: a bilingual pair becomes two language spans."""
+    en, zh = getattr(text, "en", None), getattr(text, "zh", None)
+    if isinstance(en, str) and isinstance(zh, str):
+        return (
+            f'<span class="dl-en" lang="en">{html.escape(en)}</span>'
+            f'<span class="dl-zh" lang="zh-CN">{html.escape(zh)}</span>'
+        )
+    return html.escape(str(text))
+
+
+def _caption_text(text: object) -> str:
+    en, zh = getattr(text, "en", None), getattr(text, "zh", None)
+    if isinstance(en, str) and isinstance(zh, str):
+        return f"{en} / {zh}"
+    return str(text)
+
+
+def _js(value: object) -> str:
+    """JSON for an inline script: ``</`` cannot close the ``<script>`` element early."""
+    return json.dumps(value).replace("</", "<\\/")
 
 
 def _live_wanted(static: bool | None) -> bool:
@@ -314,6 +345,7 @@ def explore(
     labels: Mapping[str, str] | None = None,
     initial: Mapping[str, object] | None = None,
     alt: str = "",
+    caption: Callable[..., str] | None = None,
 ):
     """Show ``draw(fig, **values)`` with a slider per parameter and a drop-down per choice.
 
@@ -342,6 +374,10 @@ def explore(
         The starting value of a control (one of its values); default the first.
     alt : str
         Alternative text of the image in the static page.
+    caption : callable, optional
+        ``caption(**values)`` returns a line shown between the controls and
+        the figure: a ``str``, or a :func:`dlbook.plot.bilingual` pair (the
+        book then shows the page's language; a live notebook shows both).
 
     Returns
     -------
@@ -360,24 +396,30 @@ def explore(
         draw, sliders, choices, labels, initial, max_frames
     )
     if _live_wanted(static):
-        return _live(draw, slider_values, choice_values, label_map, start, figsize, dpi)
+        return _live(draw, slider_values, choice_values, label_map, start, figsize, dpi, caption)
 
     fig = _new_figure(figsize, dpi)
     names = [*choice_values, *slider_values]
-    frames = []
+    frames, captions = [], []
     for combo in itertools.product(*choice_values.values(), *slider_values.values()):
-        rgba = _render(draw, fig, dict(zip(names, combo, strict=True)))
+        values = dict(zip(names, combo, strict=True))
+        rgba = _render(draw, fig, values)
+        if caption is not None:
+            captions.append(_caption_html(caption(**values)))
         size = fig.canvas.get_width_height()
         png = _png(rgba, size, _PALETTE_COLORS)
         frames.append("data:image/png;base64," + base64.b64encode(png).decode("ascii"))
-    return StaticExplorer(frames, slider_values, choice_values, label_map, start, size, alt)
+    return StaticExplorer(
+        frames, slider_values, choice_values, label_map, start, size, alt, captions or None
+    )
 
 
-def _live(draw, slider_values, choice_values, labels, start, figsize, dpi):
+def _live(draw, slider_values, choice_values, labels, start, figsize, dpi, caption=None):
     import ipywidgets as w
 
     fig = _new_figure(figsize, dpi)
     image = w.Image(format="png")
+    label = w.Label()
     errors = w.Output()
     controls: dict[str, w.ValueWidget] = {}
     for name, options in choice_values.items():
@@ -398,6 +440,8 @@ def _live(draw, slider_values, choice_values, labels, start, figsize, dpi):
         try:
             rgba = _render(draw, fig, values)
             image.value = _png(rgba, fig.canvas.get_width_height(), None)
+            if caption is not None:
+                label.value = _caption_text(caption(**values))
         except Exception:  # show the error under the figure, keep the controls alive
             with errors:
                 raise
@@ -405,6 +449,6 @@ def _live(draw, slider_values, choice_values, labels, start, figsize, dpi):
     for control in controls.values():
         control.observe(redraw, names="value")
     redraw()
-    box = w.VBox([w.HBox(list(controls.values())), image, errors])
+    box = w.VBox([w.HBox([*controls.values(), label]), image, errors])
     box.add_class("dl-explorer")
     return box
