@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test lab bench lint clean venv
+.PHONY: book book-strict test lab bench lint clean venv
 
 venv: $(STAMP)
 
@@ -28,8 +28,9 @@ book: $(STAMP)
 	DLBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . --builder html
 
 # The strict build: every Sphinx warning and every notebook error fails it.
+# It starts from nothing: the notebook cache does not notice changes to dlbook.
 book-strict: $(STAMP)
-	rm -rf _build/html
+	rm -rf _build
 	DLBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
 test: $(STAMP)
