@@ -231,23 +231,28 @@ def properties_table(rows: list[dict]) -> Bilingual:
 
     def table(lang: str) -> str:
         en = lang == "en"
-        # The flags first, the wide formula last: the table reads without scrolling.
+        # No formula column: each formula is in the chapter's text, and a wide
+        # column would push the flags out of view.
         head = ["Function", "Range"] if en else ["函数", "值域"]
         head += [e if en else z for _, e, z in _PROPERTY_COLUMNS]
-        head += ["f(x)", "Reference"] if en else ["f(x)", "文献"]
+        head += ["Reference"] if en else ["文献"]
         lines = ['<table class="dl-properties"><thead><tr>']
         lines += [f"<th>{_html.escape(h)}</th>" for h in head]
         lines.append("</tr></thead><tbody>")
         for row in rows:
             name = row["title"] if en else row["name_zh"]
+            if "{" in name:  # a formula as its name, e.g. max(x, x·e^{−|x|})
+                head_tex, _, rest = name.partition(")")
+                name_html = _inline_math(_title_tex(head_tex + ")")) + _html.escape(rest)
+            else:
+                name_html = _html.escape(name)
             cells = [
-                f'<td class="dl-name">{_html.escape(name)}</td>',
+                f'<td class="dl-name">{name_html}</td>',
                 f'<td class="dl-range">{_inline_math(row["range"])}</td>',
             ]
             cells += [
                 f'<td class="dl-flag">{_flag(row[key], en)}</td>' for key, _, _ in _PROPERTY_COLUMNS
             ]
-            cells.append(f'<td class="dl-formula">{_inline_math(row["latex"])}</td>')
             ref = _short_reference(str(row["reference"]))
             cells.append(f'<td class="dl-ref">{_html.escape(ref)}</td>')
             lines.append("<tr>" + "".join(cells) + "</tr>")
@@ -257,11 +262,15 @@ def properties_table(rows: list[dict]) -> Bilingual:
     return bilingual(table("en"), table("zh"), html=True)
 
 
+def _title_tex(title: str) -> str:
+    """``"max(x, x·e^{−|x|})"`` -> TeX for a title that is a formula."""
+    return title.replace("−", "-").replace("·", r"\cdot ").replace("max", r"\max")
+
+
 def _axes_title(spec, params: dict) -> str:
     title = spec.title
     if "{" in title:  # e.g. "max(x, x·e^{−|x|})": typeset it as maths
-        title = "$" + title.replace("−", "-").replace("·", r"\cdot ") + "$"
-        title = title.replace("max", r"\max")
+        title = "$" + _title_tex(title) + "$"
     if params:
         title += ", " + ", ".join(f"{k}={float(v):g}" for k, v in params.items())
     return title
@@ -471,7 +480,7 @@ def activation_explorer(
         draw,
         sliders={"step": list(range(n))},
         choices={"activation": list(table)},
-        labels={"activation": "f", "step": "step"},
+        labels={"activation": "f", "step": "parameter"},
         caption=lambda activation, step: captions[activation, step],
         static=static,
         alt="Activation explorer",
