@@ -185,9 +185,12 @@ _PROPERTY_COLUMNS = (
 
 def _short_reference(reference: str) -> str:
     """``"Nair & Hinton (2010). Rectified …"`` -> ``"Nair & Hinton (2010)"``."""
-    match = re.match(r"^(.*?\(\d{4}\))", reference)
+    match = re.match(r"^(.*?)\s*\((\d{4})\)", reference)
     if match:
-        return match.group(1)
+        authors = re.split(r",\s*|\s+&\s+|\s+and\s+", match.group(1).strip())
+        if len(authors) > 2:  # "Clevert, Unterthiner & Hochreiter" -> "Clevert et al."
+            return f"{authors[0]} et al. ({match.group(2)})"
+        return f"{match.group(1).strip()} ({match.group(2)})"
     if reference.startswith("("):
         return "–"
     return reference.split(",")[0].rstrip(".")
