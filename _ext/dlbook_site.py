@@ -418,7 +418,7 @@ def copy_cjk_font(app: Sphinx, exception: Exception | None) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    app.add_config_value("dlbook_glossary", "code/dlbook/data/glossary.tsv", "env", [str])
+    app.add_config_value("dlbook_glossary", "code/dlbook/resources/glossary.tsv", "env", [str])
     app.add_domain(TwinMathDomain, override=True)
     app.add_transform(ScopeTwinLabels)
     app.add_post_transform(ResolveTwinLabels)

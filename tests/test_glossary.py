@@ -86,7 +86,7 @@ def test_table_is_bilingual_and_complete():
 
 def test_search_dictionary_keeps_terms_whole(tmp_path):
     site = _site_extension()
-    terms = site.glossary_terms(ROOT / "code" / "dlbook" / "data" / "glossary.tsv")
+    terms = site.glossary_terms(ROOT / "code" / "dlbook" / "resources" / "glossary.tsv")
     assert {"激活函数", "神经元死亡", "梯度消失", "参数化", "源语言", "目标语言"} <= set(terms)
     assert all(" " not in t and t.isascii() is False for t in terms)
     path = site.write_userdict(terms, tmp_path / "dict.txt")

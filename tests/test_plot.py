@@ -48,7 +48,7 @@ def _code_cell_characters() -> dict[str, set[str]]:
 
 def _package_characters() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
-    sources = sorted(PACKAGE.glob("**/*.py")) + [PACKAGE / "data" / "glossary.tsv"]
+    sources = sorted(PACKAGE.glob("**/*.py")) + [PACKAGE / "resources" / "glossary.tsv"]
     for path in sources:
         for ch in CJK.findall(path.read_text(encoding="utf-8")):
             found.setdefault(ch, set()).add(path.relative_to(PACKAGE).as_posix())

@@ -1,6 +1,6 @@
 """The book's bilingual glossary: one English term, one Chinese rendering.
 
-The data lives in ``dlbook/data/glossary.tsv`` (columns ``en``, ``zh``,
+The data lives in ``dlbook/resources/glossary.tsv`` (columns ``en``, ``zh``,
 ``note``; UTF-8, tab-separated). The Chinese chapters use exactly these
 renderings; the note gives other renderings a reader meets elsewhere, or the
 full Chinese name of a term the book keeps in its English form. The glossary
@@ -41,7 +41,7 @@ class UnknownTermError(KeyError):
 
 @functools.cache
 def _rows() -> tuple[tuple[str, str, str], ...]:
-    text = resources.files("dlbook").joinpath("data", "glossary.tsv").read_text(encoding="utf-8")
+    text = resources.files("dlbook").joinpath("resources", "glossary.tsv").read_text(encoding="utf-8")
     reader = csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
     header = tuple(next(reader))
     if header != _COLUMNS:
@@ -125,7 +125,7 @@ def zh_of(en_term: str) -> str:
     close = difflib.get_close_matches(en_term, entries, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     raise UnknownTermError(
-        f"{en_term!r} is not in the glossary (dlbook/data/glossary.tsv, {len(entries)} terms){hint}"
+        f"{en_term!r} is not in the glossary (dlbook/resources/glossary.tsv, {len(entries)} terms){hint}"
     )
 
 

@@ -72,7 +72,7 @@ def book_characters() -> set[str]:
             chars.update(CJK.findall("".join(source) if isinstance(source, list) else source))
     for path in sorted((ROOT / "code" / "dlbook").glob("**/*.py")):
         chars.update(CJK.findall(path.read_text(encoding="utf-8")))
-    glossary = ROOT / "code" / "dlbook" / "data" / "glossary.tsv"
+    glossary = ROOT / "code" / "dlbook" / "resources" / "glossary.tsv"
     chars.update(CJK.findall(glossary.read_text(encoding="utf-8")))
     return chars
 
