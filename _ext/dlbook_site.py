@@ -282,6 +282,13 @@ def twin_of(pagename: str) -> tuple[str, str, str] | None:
     return lang, other, f"chapters/{other}/{rest}"
 
 
+def section_ids(doctree: Any) -> list[str]:
+    """The HTML id of every section of a page, in document order."""
+    if doctree is None:
+        return []
+    return [node["ids"][0] for node in doctree.findall(nodes.section) if node["ids"]]
+
+
 def _is_thebe(asset: Any) -> bool:
     name = getattr(asset, "filename", None) or str(asset)
     body = (getattr(asset, "attributes", None) or {}).get("body", "")
@@ -389,6 +396,13 @@ def on_html_page_context(
     context["dl_twin_label"] = LANGUAGES[other]["label"]
     context["dl_twin_title"] = LANGUAGES[other]["title"]
     context["dl_twin_lang"] = LANGUAGES[other]["lang"]
+    # Same position in the twin: the twins' sections pair in order (the tests
+    # check the heading structure), so the switch's script can map the section
+    # the reader is in to the twin's anchor for it.
+    own, theirs = section_ids(doctree), section_ids(app.env.get_doctree(twin))
+    if own and len(own) == len(theirs):
+        context["dl_own_anchors"] = " ".join(own)
+        context["dl_twin_anchors"] = " ".join(theirs)
     self_url = posixpath.basename(app.builder.get_target_uri(pagename))
     links = [
         f'<link rel="alternate" hreflang="{LANGUAGES[lang]["lang"]}" href="{self_url}" />',
@@ -424,6 +438,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_post_transform(ResolveTwinLabels)
     app.add_post_transform(LocaliseCellPrompts)
     app.connect("config-inited", on_config_inited)
+    app.add_js_file("dlbook.js", loading_method="defer")
     app.connect("html-page-context", on_html_page_context)
     app.connect("html-page-context", drop_thebe, priority=900)
     # after sphinx-book-theme's own handler (priority 500), which sets "translate"

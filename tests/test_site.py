@@ -224,6 +224,29 @@ def test_language_switch_round_trip(page, server):
     page.wait_for_url("**/" + EN_CH1)
 
 
+def test_switch_keeps_the_position_in_the_chapter(page, server):
+    """Reading a section in English, the switch lands on the same section in Chinese."""
+    page.goto(server + EN_CH1)
+    sections = page.locator("main section[id]")
+    n = sections.count()
+    assert n > 10
+    # the 6th section of the page: its heading scrolled to the top of the window
+    target = sections.nth(5)
+    title_en = target.locator("h2, h3").first.inner_text()
+    target.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(300)
+    # click as a reader does, without Playwright's scroll-into-view of the target
+    page.locator("a.dl-lang-switch").evaluate(
+        "el => { el.dispatchEvent(new MouseEvent('mousedown', {bubbles: true})); el.click(); }"
+    )
+    page.wait_for_url("**/" + ZH_CH1 + "#*")
+    anchor = page.evaluate("location.hash.slice(1)")
+    zh_sections = page.locator("main section[id]")
+    ids = [zh_sections.nth(i).get_attribute("id") for i in range(zh_sections.count())]
+    assert len(ids) == n
+    assert ids.index(anchor) == 5, (title_en, anchor, ids)
+
+
 def test_switch_sits_in_the_header_row(page, server):
     page.goto(server + EN_CH1)
     switch = page.locator("a.dl-lang-switch").bounding_box()
