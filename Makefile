@@ -34,6 +34,7 @@ book-strict: $(STAMP)
 	DLBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check code tests benchmarks _ext
 	$(PY) -m pytest tests -m "not book"
 	$(MAKE) book-strict
 	$(PY) -m pytest tests -m book

@@ -36,7 +36,7 @@ def mlp(
         raise ValueError(f"sizes needs at least an input and an output size, got {sizes}")
     gen = as_generator(rng)
     layers = []
-    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(Linear(d_in, d_out, rng=gen, init=init, dtype=dtype))
         if i < len(sizes) - 2:
             layers.append(Activation(activation, **act_params))

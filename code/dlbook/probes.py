@@ -40,7 +40,7 @@ def forward_stats(model: Sequential, x: np.ndarray, every: type | None = None) -
     Returns ``{"mean": (L,), "var": (L,)}`` arrays.
     """
     outs = [
-        o for o, layer in zip(layer_outputs(model, x), model.layers)
+        o for o, layer in zip(layer_outputs(model, x), model.layers, strict=True)
         if every is None or isinstance(layer, every)
     ]
     return {
