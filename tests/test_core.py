@@ -264,3 +264,17 @@ def test_grad_norms_vanish_through_sigmoid_stack():
     net = dl.models.mlp([32] * 11, "sigmoid", init="xavier", rng=0)
     norms = dl.probes.input_grad_norms(net, x, rng=0, every=dl.activations.Activation)
     assert norms[0] < 1e-3 * norms[-1]
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: dl.layers.Linear(2, 2, rng=rng),
+    lambda rng: dl.activations.RReLU(rng=rng),
+    lambda rng: dl.activations.GLU(2, 2, rng=rng),
+    lambda rng: dl.data.spirals(rng=rng),
+])
+def test_every_random_draw_names_its_seed(make):
+    with pytest.raises(ValueError, match="no hidden global RNG"):
+        make(None)
+    with pytest.raises(TypeError, match="int seed or a np.random.Generator"):
+        make(1.5)
+    make(np.random.default_rng(0))

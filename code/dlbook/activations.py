@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import Module, check_float_array
+from .core import Module, as_generator, check_float_array
 
 __all__ = [
     "Properties",
@@ -825,17 +825,6 @@ def _xexp(x, need_grad, buf):
 # ---------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------
-def _as_generator(rng) -> np.random.Generator:
-    """``rng`` if it is a Generator, else ``np.random.default_rng(rng)`` (``None`` -> seed 0)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        return np.random.default_rng(0)
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be an int seed or a np.random.Generator, got {type(rng).__name__}")
-
-
 def _check_features(name: str, x, in_features: int) -> np.ndarray:
     x = check_float_array(x, "x", ndim=2)
     if x.shape[1] != in_features:
@@ -1005,7 +994,7 @@ class RReLU(Module):
         if not 0.0 <= lower <= upper:
             raise ValueError(f"RReLU needs 0 <= lower <= upper, got lower={lower}, upper={upper}")
         self.lower, self.upper = float(lower), float(upper)
-        self.rng = _as_generator(rng)
+        self.rng = as_generator(rng)
         self._cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -1078,7 +1067,7 @@ class Maxout(Module):
         self.in_features = _positive_int(in_features, "in_features")
         self.out_features = _positive_int(out_features, "out_features")
         self.pieces = _positive_int(pieces, "pieces")
-        gen = _as_generator(rng)
+        gen = as_generator(rng)
         width = self.out_features * self.pieces
         self.params = {
             "W": _uniform_init(gen, self.in_features, (self.in_features, width), dtype),
@@ -1198,7 +1187,7 @@ class _GatedAffine(Module):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features")
         self.out_features = _positive_int(out_features, "out_features")
-        gen = _as_generator(rng)
+        gen = as_generator(rng)
         D, H = self.in_features, self.out_features
         self.params = {
             "W": _uniform_init(gen, D, (D, 2 * H), dtype),

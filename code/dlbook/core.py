@@ -29,6 +29,7 @@ __all__ = [
     "numerical_gradient",
     "rel_error",
     "check_float_array",
+    "as_generator",
 ]
 
 
@@ -54,6 +55,21 @@ def check_float_array(x, name: str = "x", ndim: int | None = None, min_ndim: int
     if x.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {x.shape}")
     return x
+
+
+def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """Return ``rng`` itself if it is a Generator, else ``np.random.default_rng(rng)``.
+
+    ``None`` is refused: the book's numbers must be reproducible, so every
+    random draw names its seed or Generator (no hidden global RNG).
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        raise ValueError("pass a seed (int) or a np.random.Generator: dlbook has no hidden global RNG")
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"rng must be an int seed or a np.random.Generator, got {type(rng).__name__}")
 
 
 class Module:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import as_generator
+from .core import as_generator
 
 __all__ = ["spirals", "moons", "circles", "split"]
 

@@ -9,24 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Module, check_float_array
+from .core import Module, as_generator, check_float_array
 
 __all__ = ["Linear", "as_generator", "init_weight"]
-
-
-def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """Return ``rng`` itself if it is a Generator, else ``np.random.default_rng(rng)``.
-
-    ``None`` is refused: the book's numbers must be reproducible, so every
-    random draw names its seed or Generator.
-    """
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        raise ValueError("pass a seed (int) or a np.random.Generator: dlbook has no hidden global RNG")
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"rng must be an int seed or a np.random.Generator, got {type(rng).__name__}")
 
 
 _INITS = ("uniform", "lecun", "xavier", "he")

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .activations import Activation
-from .core import Sequential
-from .layers import Linear, as_generator
+from .core import Sequential, as_generator
+from .layers import Linear
 
 __all__ = ["mlp"]
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Sequential, check_float_array
-from .layers import as_generator
+from .core import Sequential, as_generator, check_float_array
 
 __all__ = ["layer_outputs", "forward_stats", "input_grad_norms", "dead_fraction"]
 
