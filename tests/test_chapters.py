@@ -287,3 +287,23 @@ def test_untranslated_flags_english_only():
     assert untranslated(english)
     assert not untranslated("这一段是中文，其中提到 ReLU 和 $x$。")
     assert not untranslated("```{bibliography}\n:filter: docname in docnames\n```")
+
+
+# A repository path named in the prose, e.g. `dlbook/resources/glossary.tsv`.
+PATH_IN_PROSE = re.compile(r"`((?:code/)?dlbook/[\w/.-]+\.\w+|chapters/[\w/.-]+\.\w+)`")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("name", _names())
+def test_files_named_in_the_prose_exist(lang, name):
+    cells = _notebook(CHAPTERS / lang / name)["cells"]
+    named = {m.group(1) for c in cells if c.get("cell_type") == "markdown"
+             for m in PATH_IN_PROSE.finditer(_source(c))}
+    missing = [p for p in named if not ((ROOT / p).exists() or (ROOT / "code" / p).exists())]
+    assert not missing, f"{lang}/{name} names files that do not exist: {missing}"
+
+
+def test_path_check_sees_a_missing_file():
+    assert PATH_IN_PROSE.search("read from `dlbook/data/glossary.tsv` at start").group(1) == (
+        "dlbook/data/glossary.tsv")
+    assert not (ROOT / "code" / "dlbook" / "data" / "glossary.tsv").exists()
