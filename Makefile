@@ -39,8 +39,9 @@ test: $(STAMP)
 	$(MAKE) book-strict
 	$(PY) -m pytest tests -m book
 
+# (as root, e.g. in a container, Jupyter needs --allow-root)
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab chapters
+	$(VENV)/bin/jupyter lab chapters $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
