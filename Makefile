@@ -23,15 +23,16 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Build the whole book (executing every chapter, cached in _build/.jupyter_cache).
-# DLBOOK_STATIC=1 makes the explorers render kernel-free sliders.
+# The book's extension (_ext) sets DLBOOK_STATIC=1 for the notebook kernels, so
+# the explorers render kernel-free sliders.
 book: $(STAMP)
-	DLBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . --builder html
+	$(VENV)/bin/jupyter-book build . --builder html
 
 # The strict build: every Sphinx warning and every notebook error fails it.
 # It starts from nothing: the notebook cache does not notice changes to dlbook.
 book-strict: $(STAMP)
 	rm -rf _build
-	DLBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
+	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check code tests benchmarks _ext
