@@ -9,7 +9,7 @@ glossary load on first use.
 
 import importlib
 
-from . import activations, core, data, layers, losses, models, optim, probes
+from . import activations, core, data, init, layers, losses, models, optim, probes, regions, train
 from .core import Module, Sequential, gradcheck, rel_error
 
 __version__ = "0.1.0"
@@ -24,13 +24,16 @@ __all__ = [
     "data",
     "glossary",
     "gradcheck",
+    "init",
     "layers",
     "losses",
     "models",
     "optim",
     "plot",
     "probes",
+    "regions",
     "rel_error",
+    "train",
     "widgets",
 ]
 

@@ -1,16 +1,25 @@
-"""Small data sets made in code, and seeded splits.
+"""Small data sets made in code or shipped with the package, seeded splits, mini-batches.
 
 No downloads: everything a chapter trains on is generated here or ships with
-the package. Each generator takes a seed or a ``np.random.Generator``.
+the package (``dlbook/resources``). Each random draw takes a seed or a
+``np.random.Generator``.
+
+References
+----------
+- Alpaydin & Kaynak (1998). Optical Recognition of Handwritten Digits. UCI Machine
+  Learning Repository, https://doi.org/10.24432/C50P49 (CC BY 4.0).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import resources
 
 import numpy as np
 
 from .core import as_generator
 
-__all__ = ["spirals", "moons", "circles", "split"]
+__all__ = ["spirals", "moons", "circles", "digits", "split", "batches", "num_batches"]
 
 
 def _check_n(n: int, name: str = "n") -> int:
@@ -60,18 +69,119 @@ def circles(n: int = 200, factor: float = 0.5, noise: float = 0.05, rng=0):
     return X, y.astype(np.int64)
 
 
-def split(X: np.ndarray, y: np.ndarray, fractions=(0.7, 0.15, 0.15), rng=0):
+def digits(flatten: bool = True, scale: bool = True, dtype=np.float64):
+    """The 1,797 8x8 handwritten digits of Alpaydin & Kaynak (1998), with their labels.
+
+    Each image counts the "on" pixels of a 32x32 bitmap in 4x4 blocks, so its
+    values are integers 0..16. Returns ``X, y`` with ``y (1797,)`` int64 in 0..9
+    (about 180 per class) and ``X`` in ``dtype``:
+
+    - ``flatten=True``: ``(1797, 64)``, each row the image read row by row;
+      ``flatten=False``: ``(1797, 8, 8)``;
+    - ``scale=True``: values divided by 16, in [0, 1]; ``scale=False``: 0..16.
+
+    The test part of the UCI "Optical Recognition of Handwritten Digits" set,
+    as packaged by scikit-learn (see ``dlbook/resources/DIGITS_LICENSE.txt``,
+    CC BY 4.0). Chapter 3 trains its first real classifier on it.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    with resources.files("dlbook").joinpath("resources", "digits.npz").open("rb") as f:
+        with np.load(f) as data:
+            images, labels = data["images"], data["labels"]  # (1797, 8, 8) and (1797,) uint8
+    X = images.astype(dtype)
+    if scale:
+        X /= 16.0
+    if flatten:
+        X = X.reshape(len(X), 64)  # (N, 8, 8) -> (N, 64)
+    return X, labels.astype(np.int64)
+
+
+def split(X: np.ndarray, y: np.ndarray, fractions=(0.7, 0.15, 0.15), rng=0, stratify: bool = False):
     """Shuffle and split into train/validation/test parts by ``fractions``.
 
     Returns ``[(X_train, y_train), (X_val, y_val), (X_test, y_test)]`` (as many
-    parts as fractions). The same seed gives the same split.
+    parts as fractions). The same seed gives the same split. With
+    ``stratify=True`` (``y`` holding class labels) each class is split by the
+    fractions on its own, so every part has the classes in the same
+    proportions (part sizes may then differ by a sample or two per class from
+    the unstratified ones); each part is then shuffled.
     """
     X, y = np.asarray(X), np.asarray(y)
     if len(X) != len(y):
         raise ValueError(f"X and y lengths differ: {len(X)} vs {len(y)}")
     fr = np.asarray(fractions, dtype=np.float64)
-    if np.any(fr <= 0) or not np.isclose(fr.sum(), 1.0):
-        raise ValueError(f"fractions must be positive and sum to 1, got {tuple(fractions)}")
-    order = as_generator(rng).permutation(len(X))
-    cuts = np.round(np.cumsum(fr)[:-1] * len(X)).astype(int)
-    return [(X[idx], y[idx]) for idx in np.split(order, cuts)]
+    if fr.ndim != 1 or fr.size < 1 or np.any(fr <= 0) or not np.isclose(fr.sum(), 1.0):
+        raise ValueError(f"fractions must be positive and sum to 1, got {tuple(np.atleast_1d(fractions))}")
+    gen = as_generator(rng)
+    if not stratify:
+        order = gen.permutation(len(X))
+        cuts = np.round(np.cumsum(fr)[:-1] * len(X)).astype(int)
+        return [(X[idx], y[idx]) for idx in np.split(order, cuts)]
+    if y.ndim != 1:
+        raise ValueError(f"stratify=True needs 1-D class labels y, got shape {y.shape}")
+    parts: list[list[np.ndarray]] = [[] for _ in fr]
+    for c in np.unique(y):
+        members = gen.permutation(np.flatnonzero(y == c))
+        cuts = np.round(np.cumsum(fr)[:-1] * len(members)).astype(int)
+        for part, chunk in zip(parts, np.split(members, cuts), strict=True):
+            part.append(chunk)
+    out = []
+    for part in parts:
+        idx = gen.permutation(np.concatenate(part))
+        out.append((X[idx], y[idx]))
+    return out
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """How many mini-batches :func:`batches` yields for ``n`` samples (steps per epoch)."""
+    n, batch_size = _check_n(n, "n"), _check_n(batch_size, "batch_size")
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def batches(
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | int | None = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Iterate over ``(X_batch, y_batch)`` mini-batches: one pass over the data (an epoch).
+
+    Shapes: ``X (N, ...)``, ``y (N, ...)`` -> batches ``(B, ...)`` with
+    ``B = batch_size`` except a smaller last one (dropped with
+    ``drop_last=True``). With ``shuffle=True`` the order is a permutation drawn
+    from ``rng`` (required; pass the same Generator every epoch to get a new
+    order each time, as :func:`dlbook.train.fit` does) and the batches are
+    copies; with ``shuffle=False`` they are views in the stored order. Every
+    sample appears exactly once per pass (once at most with ``drop_last``).
+    Arguments are checked when ``batches`` is called, not at the first batch.
+    """
+    if not isinstance(X, np.ndarray) or not isinstance(y, np.ndarray):
+        raise TypeError(f"X and y must be NumPy arrays, got {type(X).__name__} and {type(y).__name__}")
+    if X.ndim < 1 or y.ndim < 1 or len(X) != len(y):
+        raise ValueError(f"X and y must have the same number of rows, got shapes {X.shape} and {y.shape}")
+    batch_size = _check_n(batch_size, "batch_size")
+    n = len(X)
+    if shuffle:
+        if rng is None:
+            raise ValueError("shuffle=True needs rng (a seed or a np.random.Generator): no hidden global RNG")
+        order = as_generator(rng).permutation(n)
+    elif rng is not None:
+        as_generator(rng)  # still refuse a wrong type
+        order = None
+    else:
+        order = None
+    stop = n - n % batch_size if drop_last else n
+    return _batch_iter(X, y, batch_size, order, stop)
+
+
+def _batch_iter(X, y, batch_size, order, stop):
+    for start in range(0, stop, batch_size):
+        if order is None:
+            yield X[start : start + batch_size], y[start : start + batch_size]
+        else:
+            idx = order[start : start + batch_size]
+            yield X[idx], y[idx]

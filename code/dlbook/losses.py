@@ -1,9 +1,18 @@
-"""Losses, each computed stably and returning ``(loss, dlogits)``.
+"""Losses, each computed stably and returning ``(loss, dlogits)``; and classification accuracy.
 
 Every loss here takes the network's raw outputs (logits) rather than
 probabilities: the log of a softmax or a sigmoid is computed with the
 log-sum-exp and softplus identities, so it stays finite where
-``log(softmax(z))`` would give ``-inf`` (chapter 3 shows the failure).
+``log(softmax(z))`` would give ``-inf`` (chapter 3 shows the failure). The loss
+is a Python ``float`` (accumulated in float64); the gradient has the logits'
+shape and dtype and is that of the *mean* loss, ready for ``model.backward``.
+
+References
+----------
+- Szegedy, Vanhoucke, Ioffe, Shlens & Wojna (2016). Rethinking the Inception
+  Architecture for Computer Vision (label smoothing).
+- PyTorch documentation, ``torch.nn.functional.cross_entropy`` and
+  ``binary_cross_entropy_with_logits`` (the semantics matched here).
 """
 
 from __future__ import annotations
@@ -12,26 +21,22 @@ import numpy as np
 
 from .core import check_float_array
 
-__all__ = ["mse", "softmax", "log_softmax", "softmax_cross_entropy", "binary_cross_entropy"]
-
-
-def _check_labels(y: np.ndarray, n: int, n_classes: int) -> np.ndarray:
-    y = np.asarray(y)
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"labels must be integers, got dtype {y.dtype}")
-    if y.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},) to match the logits, got {y.shape}")
-    if n and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(
-            f"labels must lie in [0, {n_classes - 1}], got values in [{y.min()}, {y.max()}]"
-        )
-    return y
+__all__ = [
+    "mse",
+    "softmax",
+    "log_softmax",
+    "softmax_cross_entropy",
+    "binary_cross_entropy",
+    "accuracy",
+]
 
 
 def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean squared error over all elements and its gradient.
 
     .. math:: L = \\frac{1}{M}\\sum_i (p_i - t_i)^2, \\quad \\partial L/\\partial p = 2(p - t)/M
+
+    Shapes: ``pred`` and ``target`` any same shape (``M`` elements). Chapter 1.
     """
     pred = check_float_array(pred, "pred")
     target = np.asarray(target, dtype=pred.dtype)
@@ -42,49 +47,202 @@ def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``z - logsumexp(z)``, with the maximum subtracted first so nothing overflows."""
+    """Logarithm of the softmax along ``axis``, with the maximum subtracted first so nothing overflows.
+
+    .. math:: \\log\\operatorname{softmax}(z)_k = (z_k - m) - \\log\\textstyle\\sum_j e^{z_j - m},
+              \\quad m = \\max_j z_j
+
+    Shapes: any -> same shape and dtype. Chapter 3.
+    """
     z = check_float_array(z, "z")
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``exp(z) / sum(exp(z))`` along ``axis``, computed stably."""
+    """``exp(z) / sum(exp(z))`` along ``axis``, computed stably.
+
+    .. math:: \\operatorname{softmax}(z)_k = \\frac{e^{z_k - m}}{\\sum_j e^{z_j - m}}
+
+    Shapes: any -> same shape and dtype. Chapter 3.
+    """
     return np.exp(log_softmax(z, axis))
 
 
-def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy of integer labels under ``softmax(logits)``.
+def _check_logits(logits) -> np.ndarray:
+    logits = check_float_array(logits, "logits")
+    if logits.ndim < 2 or logits.shape[-1] < 1:
+        raise ValueError(f"logits must have shape (N, K) or (N, ..., K) with K >= 1, got {logits.shape}")
+    return logits
 
-    .. math:: L = -\\frac{1}{N}\\sum_n \\log \\operatorname{softmax}(z_n)_{y_n},
-              \\quad \\partial L / \\partial z_n = (\\operatorname{softmax}(z_n) - e_{y_n}) / N
 
-    Shapes: ``logits (N, K)``, ``y (N,)`` integers in ``[0, K)``.
+def _check_labels(y, logits_shape: tuple, ignore_index) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check integer labels against logits ``(..., K)``; return ``y`` flat and the kept-positions mask."""
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+    ):
+        raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__}")
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"labels y must be integers, got dtype {y.dtype}")
+    lead, k = logits_shape[:-1], logits_shape[-1]
+    if y.shape != lead:
+        raise ValueError(
+            f"labels y must have shape {lead} to match logits of shape {logits_shape}, "
+            f"got y of shape {y.shape}"
+        )
+    y = y.reshape(-1)
+    keep = None if ignore_index is None else y != ignore_index
+    checked = y if keep is None else y[keep]
+    if checked.size and (checked.min() < 0 or checked.max() >= k):
+        also = "" if ignore_index is None else f" (or equal ignore_index={ignore_index})"
+        raise ValueError(
+            f"labels must lie in [0, {k - 1}]{also}, got values in [{checked.min()}, {checked.max()}]"
+        )
+    return y, keep
+
+
+def softmax_cross_entropy(
+    logits: np.ndarray,
+    y: np.ndarray,
+    label_smoothing: float = 0.0,
+    ignore_index: int | None = None,
+) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of integer labels under ``softmax(logits)``, with optional label smoothing.
+
+    With ``p = softmax(z_n)`` over the ``K`` classes and the smoothed target
+    ``q_n = (1 - eps) e_{y_n} + eps / K`` (``eps = label_smoothing``):
+
+    .. math:: L = \\frac{1}{|S|}\\sum_{n \\in S} -\\sum_k q_{nk} \\log p_{nk}, \\qquad
+              \\frac{\\partial L}{\\partial z_n} = \\frac{p_n - q_n}{|S|}\\ (n \\in S),\\ 0\\ (n \\notin S)
+
+    where ``S`` is the set of positions whose label is not ``ignore_index``
+    (all positions when it is ``None``). Computed from ``log p = z - m -
+    log sum exp(z - m)``, so logits of any size stay finite.
+
+    Shapes: ``logits (N, K)`` or ``(N, ..., K)`` (e.g. ``(N, T, K)`` for
+    sequences), ``y`` integers of shape ``(N, ...)`` with values in
+    ``[0, K)`` or equal to ``ignore_index``; returns ``(loss, dlogits)`` with
+    ``dlogits`` of the logits' shape and dtype.
+
+    Equals ``torch.nn.functional.cross_entropy(logits, y,
+    label_smoothing=eps, ignore_index=i)`` (with the class axis moved to 1
+    for 3-D logits). One deliberate difference: when every position is
+    ignored, PyTorch returns ``nan`` (0/0); this returns loss ``0.0`` and a
+    zero gradient, so a fully padded batch does not poison training.
+    Label smoothing: Szegedy et al. (2016), *Rethinking the Inception
+    Architecture for Computer Vision*. Chapter 3.
     """
-    logits = check_float_array(logits, "logits", ndim=2)
-    n, k = logits.shape
-    y = _check_labels(y, n, k)
-    logp = log_softmax(logits)
-    loss = -float(logp[np.arange(n), y].mean())
-    dlogits = np.exp(logp)
-    dlogits[np.arange(n), y] -= 1.0
-    dlogits /= n
-    return loss, dlogits
+    logits = _check_logits(logits)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.floating)):
+        raise TypeError(f"label_smoothing must be a number in [0, 1], got {type(label_smoothing).__name__}")
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
+    y, keep = _check_labels(y, logits.shape, ignore_index)
+    k = logits.shape[-1]
+    z = logits.reshape(-1, k)  # (M, K): every leading position is a row
+    if keep is not None:
+        n_kept = int(np.count_nonzero(keep))
+        if n_kept == 0:
+            return 0.0, np.zeros_like(logits)
+        if n_kept < len(y):
+            z, y = z[keep], y[keep]  # only the scored rows
+        else:
+            keep = None
+    n = len(y)
+    if n == 0:
+        return 0.0, np.zeros_like(logits)
+    rows = np.arange(n)
+    y = y.astype(np.intp, copy=False)
+
+    shifted = z - z.max(axis=1, keepdims=True)  # z - m, every entry <= 0
+    picked = shifted[rows, y]  # (M,)
+    row_sum = shifted.sum(axis=1) if eps > 0.0 else None
+    probs = np.exp(shifted, out=shifted)  # reuse the buffer
+    total = probs.sum(axis=1)  # (M,), in [1, K]
+    log_total = np.log(total)
+    nll = log_total - picked  # -log p_y
+    if eps > 0.0:
+        # -sum_k (eps/K) log p_k = eps * (log_total - row_sum / K)
+        per_row = (1.0 - eps) * nll + eps * (log_total - row_sum * (1.0 / k))
+    else:
+        per_row = nll
+    loss = float(per_row.sum(dtype=np.float64)) / n
+
+    probs /= total[:, None]  # softmax
+    probs[rows, y] -= 1.0 - eps
+    if eps > 0.0:
+        probs -= eps / k
+    probs *= 1.0 / n
+    if keep is None:
+        return loss, probs.reshape(logits.shape)
+    dlogits = np.zeros((keep.size, k), dtype=logits.dtype)
+    dlogits[keep] = probs
+    return loss, dlogits.reshape(logits.shape)
 
 
-def binary_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean binary cross-entropy of 0/1 targets under ``sigmoid(logits)``.
+def accuracy(logits: np.ndarray, y: np.ndarray, ignore_index: int | None = None) -> float:
+    """Fraction of positions whose largest logit is the label's.
 
-    .. math:: L = \\frac{1}{M}\\sum_i \\operatorname{softplus}(z_i) - t_i z_i,
-              \\quad \\partial L/\\partial z_i = (\\sigma(z_i) - t_i)/M
+    .. math:: \\operatorname{acc} = \\frac{1}{|S|}\\sum_{n \\in S} [\\operatorname{argmax}_k z_{nk} = y_n]
 
-    ``softplus(z) = max(z, 0) + log(1 + e^{-|z|})`` never overflows.
+    Ties go to the lowest class index (``np.argmax``). Shapes: ``logits (N,
+    K)`` or ``(N, ..., K)``, ``y`` integers ``(N, ...)``; positions labelled
+    ``ignore_index`` are left out of ``S``; if none is left, ``ValueError``.
+    Chapter 3.
+    """
+    logits = _check_logits(logits)
+    y, keep = _check_labels(y, logits.shape, ignore_index)
+    pred = logits.reshape(-1, logits.shape[-1]).argmax(axis=1)  # (M,)
+    correct = pred == y
+    if keep is not None:
+        correct = correct[keep]
+    if correct.size == 0:
+        raise ValueError("accuracy of no positions: every label is ignore_index (or the batch is empty)")
+    return float(np.count_nonzero(correct)) / correct.size
+
+
+def binary_cross_entropy(
+    logits: np.ndarray, y: np.ndarray, pos_weight: float | np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Mean binary cross-entropy of targets in [0, 1] under ``sigmoid(logits)``.
+
+    With ``w = pos_weight`` (1 when ``None``), ``s = softplus``:
+
+    .. math:: L = \\frac{1}{M}\\sum_i w\\, t_i\\, s(-z_i) + (1 - t_i)\\, s(z_i), \\quad
+              \\frac{\\partial L}{\\partial z_i} = \\frac{\\sigma(z_i)(1 - t_i + w t_i) - w t_i}{M}
+
+    ``softplus(z) = max(z, 0) + log(1 + e^{-|z|})`` never overflows. Shapes:
+    ``logits`` and targets ``y`` the same shape (``M`` elements);
+    ``pos_weight`` a number or an array broadcastable to it (e.g. one weight
+    per class on the last axis). Equals PyTorch's
+    ``binary_cross_entropy_with_logits(z, t, pos_weight=w)``. Chapter 3.
     """
     logits = check_float_array(logits, "logits")
     t = np.asarray(y, dtype=logits.dtype)
     if t.shape != logits.shape:
         raise ValueError(f"targets must have the logits' shape {logits.shape}, got {t.shape}")
     e = np.exp(-np.abs(logits))
-    loss = np.maximum(logits, 0.0) + np.log1p(e) - t * logits
+    sp = np.maximum(logits, 0.0) + np.log1p(e)  # softplus(z)
     sig = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    return float(loss.mean()), (sig - t) / logits.size
+    if pos_weight is None:
+        loss = sp - t * logits
+        grad = sig - t
+    else:
+        w = np.asarray(pos_weight)
+        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
+            raise TypeError(f"pos_weight must be a number or a float array, got dtype {w.dtype}")
+        w = w.astype(logits.dtype) if w.ndim else float(w)
+        try:
+            np.broadcast_shapes(np.shape(w), logits.shape)
+        except ValueError:
+            raise ValueError(
+                f"pos_weight of shape {np.shape(w)} does not broadcast to the logits' shape {logits.shape}"
+            ) from None
+        wt = t * w
+        loss = sp * (1.0 - t + wt) - wt * logits
+        grad = sig * (1.0 - t + wt) - wt
+    if logits.size == 0:
+        return 0.0, grad
+    return float(loss.sum(dtype=np.float64)) / logits.size, grad * (1.0 / logits.size)

@@ -1,7 +1,8 @@
 """Small model builders shared by the chapters.
 
 ``mlp`` stacks :class:`~dlbook.layers.Linear` layers with an activation
-between them; chapter 1 uses it to compare activations at equal size.
+between them; chapter 1 uses it to compare activations at equal size, chapter
+3 adds normalisation and dropout to it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import numpy as np
 
 from .activations import Activation
 from .core import Sequential, as_generator
-from .layers import Linear
+from .layers import BatchNorm1d, Dropout, LayerNorm, Linear
 
 __all__ = ["mlp"]
+
+_NORMS = {"batch": BatchNorm1d, "layer": LayerNorm}
 
 
 def mlp(
@@ -23,21 +26,60 @@ def mlp(
     init: str = "uniform",
     rng: np.random.Generator | int = 0,
     dtype=np.float64,
+    *,
+    dropout: float = 0.0,
+    norm: str | None = None,
     **act_params,
 ) -> Sequential:
-    """A multilayer perceptron ``Linear -> act -> ... -> Linear`` (no activation at the end).
+    """A multilayer perceptron ``Linear -> [norm] -> act -> [dropout] -> ... -> Linear``.
 
-    ``sizes = (D, H1, ..., K)`` gives ``len(sizes) - 1`` Linear layers; weights
-    are drawn by ``init`` (see :func:`dlbook.layers.init_weight`) from one
-    Generator, so the same seed gives the same network for every activation.
+    .. math:: h_0 = x, \\quad
+              h_\\ell = \\operatorname{drop}(f(\\operatorname{norm}(h_{\\ell-1} W_\\ell + b_\\ell))),
+              \\quad \\text{logits} = h_{L-1} W_L + b_L
+
+    ``sizes = (D, H1, ..., K)`` gives ``len(sizes) - 1`` Linear layers and no
+    activation after the last. Shapes: ``x (N, D) -> (N, K)``.
+
+    - ``activation`` (with ``act_params``, e.g. ``negative_slope=0.2``) is any
+      elementwise entry of :mod:`dlbook.activations`;
+    - ``init`` names the weight initialiser (see :func:`dlbook.layers.init_weight`);
+    - ``norm``: ``None``, ``"batch"`` (:class:`~dlbook.layers.BatchNorm1d`) or
+      ``"layer"`` (:class:`~dlbook.layers.LayerNorm`) between each hidden
+      Linear and its activation (Ioffe & Szegedy 2015; Ba et al. 2016). The
+      Linear keeps its bias (BatchNorm makes it redundant: its gradient is 0
+      in training) so that the weights stay those of the plain network;
+    - ``dropout``: probability ``p`` of a :class:`~dlbook.layers.Dropout` after
+      each hidden activation (0 adds none; Srivastava et al. 2014).
+
+    All weights are drawn from one Generator in layer order, so the same seed
+    gives the same weights for every activation, norm and dropout setting
+    (and the same network as before these options existed). The Dropout
+    layers get their own streams, spawned from that Generator afterwards
+    (``Generator.spawn``), so they never shift the weights. Chapters 1 and 3.
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output size, got {sizes}")
+    if norm is not None and norm not in _NORMS:
+        raise ValueError(f"norm must be None, 'batch' or 'layer', got {norm!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
+        raise TypeError(f"dropout must be a probability in [0, 1), got {type(dropout).__name__}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
     gen = as_generator(rng)
+    n_hidden = len(sizes) - 2
+    linears = [
+        Linear(d_in, d_out, rng=gen, init=init, dtype=dtype)
+        for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    drop_gens = gen.spawn(n_hidden) if dropout > 0.0 and n_hidden else []
     layers = []
-    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(Linear(d_in, d_out, rng=gen, init=init, dtype=dtype))
-        if i < len(sizes) - 2:
+    for i, linear in enumerate(linears):
+        layers.append(linear)
+        if i < n_hidden:
+            if norm is not None:
+                layers.append(_NORMS[norm](sizes[i + 1], dtype=dtype))
             layers.append(Activation(activation, **act_params))
+            if dropout > 0.0:
+                layers.append(Dropout(dropout, rng=drop_gens[i]))
     return Sequential(layers)

@@ -1,36 +1,630 @@
-"""Optimisers that update a model's ``params`` in place from its ``grads``.
+"""Optimisers, learning-rate schedules and gradient clipping.
 
-Chapter 1 needs only plain stochastic gradient descent; chapter 3 adds
-momentum, Adam, AdamW, schedules and clipping.
+An optimiser reads ``model.params`` and ``model.grads`` (dicts with the same
+keys; a :class:`~dlbook.core.Sequential` exposes its layers' own arrays under
+``"i.name"``) at every :meth:`Optimizer.step` and updates the parameters *in
+place*, so the layers see the new values without any copying. Per-parameter
+state (momentum buffers, Adam's moments) is kept under the same keys.
+
+Every update follows PyTorch's formulation exactly (``torch.optim.SGD``,
+``Adam``, ``AdamW``; the tests compare against them in float64), so a reader
+can move between this code and PyTorch without surprises. The updates are
+written with ``out=`` and preallocated scratch arrays: one Adam step is a
+dozen vector operations per parameter array and allocates nothing. Constants
+are Python floats, so float32 parameters stay float32.
+
+A schedule (:class:`StepLR`, :class:`CosineLR`, :class:`LinearLR`,
+:class:`LinearWarmup`) sets ``optimizer.lr``; its ``step()`` is called once
+per *optimiser step* (that is what :func:`dlbook.train.fit` does), and
+``lr_at(t)`` gives the rate at step ``t`` as a pure function for plots.
+
+Chapter 3 derives each update; chapter 1 uses plain SGD.
+
+References
+----------
+- Robbins & Monro (1951). A Stochastic Approximation Method.
+- Polyak (1964). Some methods of speeding up the convergence of iteration methods.
+- Sutskever, Martens, Dahl & Hinton (2013). On the importance of initialization and
+  momentum in deep learning.
+- Kingma & Ba (2015). Adam: A Method for Stochastic Optimization.
+- Loshchilov & Hutter (2019). Decoupled Weight Decay Regularization.
+- Loshchilov & Hutter (2017). SGDR: Stochastic Gradient Descent with Warm Restarts.
+- Goyal et al. (2017). Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour.
+- Pascanu, Mikolov & Bengio (2013). On the difficulty of training recurrent neural networks.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
 from .core import Module
 
-__all__ = ["SGD"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "clip_grad_norm",
+    "grad_norm",
+    "LRScheduler",
+    "StepLR",
+    "CosineLR",
+    "LinearLR",
+    "LinearWarmup",
+]
 
 
-class SGD:
-    """Plain stochastic gradient descent: ``p <- p - lr * dp`` for every parameter.
+def _real(value, name: str) -> float:
+    """``value`` as a finite Python float, or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
 
-    .. math:: \\theta_{t+1} = \\theta_t - \\eta \\nabla_\\theta L(\\theta_t)
 
-    Reads ``model.params`` and ``model.grads`` at every step, so layers added
-    or replaced between steps are picked up.
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# -- the base class -------------------------------------------------------------
+
+
+class Optimizer:
+    """Base class: holds the model, the learning rate ``lr`` and per-parameter state.
+
+    Subclasses implement ``_update(key, p, g, lr)``, which changes ``p`` in
+    place from its gradient ``g`` (never changing ``g``). ``lr`` may be set at
+    any time (schedules do); it must stay finite and ``>= 0``. ``steps``
+    counts the calls of :meth:`step`.
     """
 
     def __init__(self, model: Module, lr: float) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"model must be a dlbook Module, got {type(model).__name__}")
+        lr = _real(lr, "lr")
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
-        self.model, self.lr = model, float(lr)
+        self.model = model
+        self._lr = lr
+        self.steps = 0
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+        self._scratch: dict[tuple[str, int], np.ndarray] = {}
+
+    @property
+    def lr(self) -> float:
+        """The learning rate used by the next :meth:`step`."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        value = _real(value, "lr")
+        if value < 0:
+            raise ValueError(f"lr must be >= 0, got {value}")
+        self._lr = value
 
     def zero_grad(self) -> None:
+        """Set every gradient of the model to zero (before the next backward)."""
         self.model.zero_grad()
 
-    def step(self) -> None:
+    def parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """``(key, param, grad)`` for every parameter, checking that the grad exists and fits."""
         grads = self.model.grads
         for k, p in self.model.params.items():
-            p -= self.lr * grads[k]
+            g = grads.get(k)
+            if g is None:
+                raise KeyError(
+                    f"model.grads has no entry for parameter {k!r}: call zero_grad() before the "
+                    f"backward pass, and make the layer's backward fill grads[{k.split('.')[-1]!r}]"
+                )
+            if g.shape != p.shape:
+                raise ValueError(f"gradient of {k!r} has shape {g.shape}, the parameter {p.shape}")
+            yield k, p, g
+
+    def step(self) -> None:
+        """Update every parameter in place from its gradient (one optimisation step)."""
+        checked = list(self.parameters())  # every gradient checked before any parameter moves
+        self.steps += 1
+        lr = self._lr
+        for k, p, g in checked:
+            self._update(k, p, g, lr)
+
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- helpers for subclasses ---------------------------------------------------
+    def _buffer(self, key: str, p: np.ndarray, i: int = 0) -> np.ndarray:
+        """Scratch array ``i`` shaped like ``p`` (reused between steps; contents undefined)."""
+        buf = self._scratch.get((key, i))
+        if buf is None or buf.shape != p.shape or buf.dtype != p.dtype:
+            buf = self._scratch[(key, i)] = np.empty_like(p)
+        return buf
+
+    def _state(self, key: str, p: np.ndarray) -> dict[str, np.ndarray]:
+        """The state of parameter ``key``; reset when the parameter's shape or dtype changed."""
+        st = self.state.get(key)
+        if st is not None:
+            ref = next((v for v in st.values() if isinstance(v, np.ndarray)), None)
+            if ref is not None and (ref.shape != p.shape or ref.dtype != p.dtype):
+                st = None
+        if st is None:
+            st = self.state[key] = {}
+        return st
+
+    def state_dict(self) -> dict:
+        """A deep copy of ``lr``, ``steps`` and the per-parameter state."""
+        return {
+            "lr": self._lr,
+            "steps": self.steps,
+            "state": {
+                k: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in st.items()}
+                for k, st in self.state.items()
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (arrays are copied)."""
+        missing = {"lr", "steps", "state"} - set(state)
+        if missing:
+            raise ValueError(f"state dict lacks {sorted(missing)}")
+        unknown = set(state["state"]) - set(self.model.params)
+        if unknown:
+            raise ValueError(f"state dict has parameters the model lacks: {sorted(unknown)}")
+        self.lr = state["lr"]
+        self.steps = int(state["steps"])
+        self.state = {
+            k: {n: (v.copy() if isinstance(v, np.ndarray) else v) for n, v in st.items()}
+            for k, st in state["state"].items()
+        }
+
+    def _hyper(self) -> str:
+        return f"lr={self._lr:g}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._hyper()})"
+
+
+# -- SGD ----------------------------------------------------------------------------
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional momentum, Nesterov momentum and weight decay.
+
+    With gradient :math:`g_t`, weight decay :math:`\\lambda`, momentum :math:`\\mu` and
+    dampening :math:`\\tau` (PyTorch's ``torch.optim.SGD``, exactly):
+
+    .. math::
+        d_t = g_t + \\lambda \\theta_{t-1}, \\qquad
+        b_t = \\mu b_{t-1} + (1 - \\tau) d_t \\;\\; (b_1 = d_1),
+
+        \\theta_t = \\theta_{t-1} - \\eta \\,
+        \\begin{cases} d_t & \\mu = 0 \\\\ b_t & \\text{momentum} \\\\
+        d_t + \\mu b_t & \\text{Nesterov} \\end{cases}
+
+    With the defaults this is plain SGD, :math:`\\theta \\leftarrow \\theta - \\eta g`.
+    The buffer :math:`b` is Polyak's heavy ball (1964); the Nesterov form is
+    Sutskever et al.'s rewriting (2013, *On the importance of initialization and
+    momentum in deep learning*) of Nesterov's accelerated gradient. Weight
+    decay here is L2 regularisation added to the gradient. Shapes: every
+    parameter any shape; its gradient the same. Chapter 3.
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        dampening: float = 0.0,
+    ) -> None:
+        super().__init__(model, lr)
+        self.momentum = _real(momentum, "momentum")
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.dampening = _real(dampening, "dampening")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if not 0.0 <= self.dampening <= 1.0:
+            raise ValueError(f"dampening must lie in [0, 1], got {dampening}")
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise ValueError(
+                f"nesterov=True needs momentum > 0 and dampening = 0, "
+                f"got momentum={momentum}, dampening={dampening}"
+            )
+        self.nesterov = nesterov
+
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        wd, mu = self.weight_decay, self.momentum
+        tmp = self._buffer(key, p)
+        if wd == 0.0 and mu == 0.0:
+            np.multiply(g, lr, out=tmp)  # theta -= lr * g, without a temporary array
+            p -= tmp
+            return
+        d = g
+        if wd != 0.0:
+            d = np.multiply(p, wd, out=self._buffer(key, p, 1))  # d = g + wd * theta
+            d += g
+        if mu != 0.0:
+            st = self._state(key, p)
+            buf = st.get("momentum_buffer")
+            if buf is None:
+                buf = st["momentum_buffer"] = np.array(d, copy=True)  # b_1 = d_1
+            else:
+                buf *= mu
+                if self.dampening != 0.0:
+                    np.multiply(d, 1.0 - self.dampening, out=tmp)
+                    buf += tmp
+                else:
+                    buf += d
+            if self.nesterov:
+                np.multiply(buf, mu, out=tmp)  # d + mu * b
+                tmp += d
+                d = tmp
+            else:
+                d = buf
+        np.multiply(d, lr, out=tmp)
+        p -= tmp
+
+    def _hyper(self) -> str:
+        out = f"lr={self.lr:g}"
+        if self.momentum:
+            out += f", momentum={self.momentum:g}" + (", nesterov=True" if self.nesterov else "")
+        if self.dampening:
+            out += f", dampening={self.dampening:g}"
+        if self.weight_decay:
+            out += f", weight_decay={self.weight_decay:g}"
+        return out
+
+
+# -- Adam and AdamW -------------------------------------------------------------------
+
+
+class Adam(Optimizer):
+    """Adam: momentum on the gradient, scaled per coordinate by a running RMS of the gradient.
+
+    With :math:`d_t = g_t + \\lambda\\theta_{t-1}` (L2 weight decay, as in
+    ``torch.optim.Adam``):
+
+    .. math::
+        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) d_t, \\qquad
+        v_t = \\beta_2 v_{t-1} + (1-\\beta_2) d_t^2,
+
+        \\theta_t = \\theta_{t-1} - \\frac{\\eta}{1-\\beta_1^t}\\,
+        \\frac{m_t}{\\sqrt{v_t / (1-\\beta_2^t)} + \\epsilon}
+
+    :math:`m_0 = v_0 = 0`; the factors :math:`1-\\beta^t` remove the bias toward
+    zero of the early averages. ``eps`` is added after the square root of the
+    bias-corrected :math:`v`, as PyTorch does. Kingma & Ba (2015), *Adam: A
+    Method for Stochastic Optimization*. Shapes: any; state ``exp_avg``,
+    ``exp_avg_sq`` (like the parameter) and ``step`` per key. Chapter 3.
+    """
+
+    _decoupled = False
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(model, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        b1, b2 = _real(betas[0], "betas[0]"), _real(betas[1], "betas[1]")
+        for i, b in enumerate((b1, b2)):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"betas[{i}] must lie in [0, 1), got {b}")
+        self.betas = (b1, b2)
+        self.eps = _real(eps, "eps")
+        if self.eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        b1, b2 = self.betas
+        wd = self.weight_decay
+        st = self._state(key, p)
+        if "exp_avg" not in st:
+            st["exp_avg"], st["exp_avg_sq"], st["step"] = np.zeros_like(p), np.zeros_like(p), 0
+        st["step"] += 1
+        t = st["step"]
+        m, v = st["exp_avg"], st["exp_avg_sq"]
+        s1, s2 = self._buffer(key, p), self._buffer(key, p, 1)
+        d = g
+        if wd != 0.0:
+            if self._decoupled:
+                p *= 1.0 - lr * wd  # AdamW: shrink theta before the Adam step
+            else:
+                d = np.multiply(p, wd, out=s1)  # Adam: d = g + wd * theta
+                d += g
+        # v <- b2 v + (1 - b2) d^2
+        v *= b2
+        np.multiply(d, d, out=s2)
+        s2 *= 1.0 - b2
+        v += s2
+        # m <- m + (1 - b1)(d - m), i.e. b1 m + (1 - b1) d
+        np.subtract(d, m, out=s2)
+        s2 *= 1.0 - b1
+        m += s2
+        # theta <- theta - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+        bias1 = 1.0 - b1**t
+        bias2_sqrt = math.sqrt(1.0 - b2**t)
+        np.sqrt(v, out=s2)
+        s2 /= bias2_sqrt
+        s2 += self.eps
+        np.divide(m, s2, out=s2)
+        s2 *= lr / bias1
+        p -= s2
+
+    def _hyper(self) -> str:
+        out = f"lr={self.lr:g}, betas=({self.betas[0]:g}, {self.betas[1]:g}), eps={self.eps:g}"
+        return out + (f", weight_decay={self.weight_decay:g}" if self.weight_decay else "")
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: the parameters shrink by ``lr * weight_decay`` directly.
+
+    .. math::
+        \\theta \\leftarrow (1 - \\eta\\lambda)\\,\\theta, \\quad\\text{then the Adam step of }
+        :class:`Adam` \\text{ with } d_t = g_t
+
+    Unlike L2 regularisation inside Adam, the decay is not divided by
+    :math:`\\sqrt{v}`, so every weight decays at the same rate. Loshchilov &
+    Hutter (2019), *Decoupled Weight Decay Regularization*; PyTorch's
+    ``torch.optim.AdamW`` (default ``weight_decay=1e-2``). Chapter 3.
+    """
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(model, lr, betas, eps, weight_decay)
+
+
+# -- gradient clipping -------------------------------------------------------------
+
+
+def grad_norm(model: Module) -> float:
+    """The L2 norm of all of ``model``'s gradients taken together, as a Python float.
+
+    .. math:: \\lVert g \\rVert = \\Big(\\sum_k \\lVert g_k \\rVert_2^2\\Big)^{1/2}
+
+    Each array's sum of squares is computed in its own dtype (one BLAS dot
+    product); if a float32 sum overflows while its values are finite, that array
+    is summed again in float64. Non-finite gradients give ``inf`` or ``nan``
+    (without a warning). Chapter 3.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a dlbook Module, got {type(model).__name__}")
+    total = 0.0
+    for g in model.grads.values():
+        flat = g.reshape(-1)  # (size,)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow shows as inf, handled here
+            sq = float(np.dot(flat, flat))
+        if not math.isfinite(sq) and flat.dtype != np.float64 and np.isfinite(flat).all():
+            flat = flat.astype(np.float64)
+            sq = float(np.dot(flat, flat))
+        total += sq
+    return math.sqrt(total) if total >= 0 else float("nan")
+
+
+def clip_grad_norm(model: Module, max_norm: float, error_if_nonfinite: bool = False) -> float:
+    """Scale all gradients in place so their joint L2 norm is at most ``max_norm``; return the norm.
+
+    .. math:: g_k \\leftarrow g_k \\cdot \\min\\Big(1, \\frac{c}{\\lVert g \\rVert + 10^{-6}}\\Big)
+
+    ``torch.nn.utils.clip_grad_norm_`` semantics: the norm runs over every
+    gradient of the model together (so the update keeps its direction), the
+    value returned is the norm *before* clipping, and gradients are scaled only
+    when the factor is below 1. With ``error_if_nonfinite=True`` a non-finite
+    norm raises ``FloatingPointError`` instead of scaling. Pascanu, Mikolov &
+    Bengio (2013), *On the difficulty of training recurrent neural networks*.
+    Chapter 3.
+    """
+    max_norm = _real(max_norm, "max_norm")
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    total = grad_norm(model)
+    if not math.isfinite(total):
+        if error_if_nonfinite:
+            raise FloatingPointError(f"the total gradient norm is {total}; cannot clip it")
+        return total
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for g in model.grads.values():
+            g *= coef
+    return total
+
+
+# -- learning-rate schedules ------------------------------------------------------------
+
+
+class LRScheduler:
+    """Base class of the schedules: sets ``optimizer.lr`` to ``lr_at(t)`` after ``t`` calls of ``step``.
+
+    ``base_lr`` is the optimiser's rate when the schedule is made; making the
+    schedule sets ``optimizer.lr = lr_at(0)``. Call :meth:`step` once after
+    every ``optimizer.step()`` (``fit`` does), so ``t`` counts optimiser
+    steps; to schedule by epoch instead, call it once per epoch and count
+    ``t`` in epochs. ``lr_at`` is pure: ``[s.lr_at(t) for t in range(T)]``
+    draws the schedule without touching the optimiser.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a dlbook Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        if not hasattr(self, "base_lr"):
+            self.base_lr = optimizer.lr
+        self.t = 0
+        optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, t: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_t(self, t) -> int:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"t must be a non-negative integer step, got {t!r}")
+        return int(t)
+
+    @property
+    def lr(self) -> float:
+        """The rate at the current step ``t``."""
+        return self.lr_at(self.t)
+
+    def step(self) -> float:
+        """Advance one step and set the optimiser's rate; returns the new rate."""
+        self.t += 1
+        self.optimizer.lr = lr = self.lr_at(self.t)
+        return lr
+
+    def lrs(self, steps: int) -> np.ndarray:
+        """``lr_at(t)`` for ``t = 0 .. steps-1`` (float64), for plots."""
+        return np.array([self.lr_at(t) for t in range(_positive_int(steps, "steps"))])
+
+    def state_dict(self) -> dict:
+        return {"t": self.t, "base_lr": self.base_lr}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t, self.base_lr = int(state["t"]), float(state["base_lr"])
+        self.optimizer.lr = self.lr_at(self.t)
+
+
+class StepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every ``step_size`` steps.
+
+    .. math:: \\eta_t = \\eta_0 \\, \\gamma^{\\lfloor t / s \\rfloor}
+
+    The same sequence as ``torch.optim.lr_scheduler.StepLR``. Chapter 3.
+    """
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        self.step_size = _positive_int(step_size, "step_size")
+        self.gamma = _real(gamma, "gamma")
+        if not self.gamma > 0:
+            raise ValueError(f"gamma must be positive, got {gamma}")
+        super().__init__(optimizer)
+
+    def lr_at(self, t: int) -> float:
+        return self.base_lr * self.gamma ** (self._check_t(t) // self.step_size)
+
+
+class CosineLR(LRScheduler):
+    """Half a cosine from the base rate down to ``min_lr`` over ``total_steps`` steps.
+
+    .. math:: \\eta_t = \\eta_{\\min} + \\tfrac12(\\eta_0 - \\eta_{\\min})
+              \\big(1 + \\cos(\\pi \\min(t, T) / T)\\big)
+
+    The closed form of ``torch.optim.lr_scheduler.CosineAnnealingLR`` with
+    ``T_max = T`` and ``eta_min = min_lr`` for ``t <= T``; after ``T`` the rate
+    stays at ``min_lr`` (PyTorch's would climb back up). Loshchilov & Hutter
+    (2017), *SGDR: Stochastic Gradient Descent with Warm Restarts* (one cycle,
+    no restart). Chapter 3.
+    """
+
+    def __init__(self, optimizer: Optimizer, total_steps: int, min_lr: float = 0.0) -> None:
+        self.total_steps = _positive_int(total_steps, "total_steps")
+        self.min_lr = _real(min_lr, "min_lr")
+        if self.min_lr < 0:
+            raise ValueError(f"min_lr must be >= 0, got {min_lr}")
+        super().__init__(optimizer)
+
+    def lr_at(self, t: int) -> float:
+        t = min(self._check_t(t), self.total_steps)
+        cos = math.cos(math.pi * t / self.total_steps)
+        return self.min_lr + (self.base_lr - self.min_lr) * (1.0 + cos) / 2.0
+
+
+class LinearLR(LRScheduler):
+    """Scale the base rate by a factor moving linearly from ``start_factor`` to ``end_factor``.
+
+    .. math:: \\eta_t = \\eta_0 \\big(f_0 + (f_1 - f_0)\\min(t, T)/T\\big)
+
+    The sequence of ``torch.optim.lr_scheduler.LinearLR`` (``total_iters = T``).
+    With ``end_factor=0`` it is a linear decay to zero. Chapter 3.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3.0,
+        end_factor: float = 1.0,
+        total_steps: int = 5,
+    ) -> None:
+        self.start_factor = _real(start_factor, "start_factor")
+        self.end_factor = _real(end_factor, "end_factor")
+        if not 0 < self.start_factor <= 1 or not 0 <= self.end_factor <= 1:
+            raise ValueError(
+                f"start_factor must lie in (0, 1] and end_factor in [0, 1], "
+                f"got {start_factor} and {end_factor}"
+            )
+        self.total_steps = _positive_int(total_steps, "total_steps")
+        super().__init__(optimizer)
+
+    def lr_at(self, t: int) -> float:
+        frac = min(self._check_t(t), self.total_steps) / self.total_steps
+        return self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
+
+
+class LinearWarmup(LRScheduler):
+    """Ramp the rate up linearly over ``warmup_steps`` steps, then hand over to ``after``.
+
+    .. math:: \\eta_t = \\begin{cases} \\eta_0 \\,(t + 1) / W & t < W \\\\
+              \\text{after.lr\\_at}(t - W) & t \\ge W \\ (\\eta_0 \\text{ if no after})
+              \\end{cases}
+
+    The first step uses :math:`\\eta_0/W` and step :math:`W-1` the full rate,
+    the sequence of ``torch.optim.lr_scheduler.LinearLR(start_factor=1/W,
+    total_iters=W-1)``. ``after`` is another schedule built on the *same*
+    optimiser beforehand, e.g.
+    ``LinearWarmup(opt, 100, after=CosineLR(opt, total_steps=900))``; its
+    ``base_lr`` is the warm-up's target and only the warm-up's ``step()`` is
+    called (it drives ``after``). Goyal et al. (2017), *Accurate, Large
+    Minibatch SGD: Training ImageNet in 1 Hour* (gradual warm-up). Chapter 3;
+    chapter 9 trains a Transformer with it.
+    """
+
+    def __init__(self, optimizer: Optimizer, warmup_steps: int, after: LRScheduler | None = None) -> None:
+        self.warmup_steps = _positive_int(warmup_steps, "warmup_steps")
+        if after is not None:
+            if not isinstance(after, LRScheduler):
+                raise TypeError(f"after must be a schedule (LRScheduler), got {type(after).__name__}")
+            if after.optimizer is not optimizer:
+                raise ValueError("after must be a schedule of the same optimizer")
+            self.base_lr = after.base_lr
+        self.after = after
+        super().__init__(optimizer)
+
+    def lr_at(self, t: int) -> float:
+        t = self._check_t(t)
+        if t < self.warmup_steps:
+            return self.base_lr * (t + 1) / self.warmup_steps
+        if self.after is None:
+            return self.base_lr
+        return self.after.lr_at(t - self.warmup_steps)
+
+    def step(self) -> float:
+        lr = super().step()
+        if self.after is not None:
+            self.after.t = max(0, self.t - self.warmup_steps)
+        return lr

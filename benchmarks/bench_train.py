@@ -1,0 +1,163 @@
+"""One training step of an MLP: dlbook (NumPy) against PyTorch on the CPU.
+
+The step is forward + softmax cross-entropy + backward + Adam update of a
+784-256-256-10 ReLU MLP on a float32 batch of 128, as chapter 3 and later
+chapters run it in ``dlbook.train.fit``. dlbook: ``models.mlp`` +
+``losses.softmax_cross_entropy`` + ``optim.Adam``; PyTorch: ``nn.Sequential``
++ ``F.cross_entropy`` + ``torch.optim.Adam``. Both sides run on one thread
+(threadpoolctl for NumPy's BLAS, ``torch.set_num_threads(1)``), all NumPy
+timings first and the torch timings after a pause, each the median of
+``REPEATS`` runs of ``STEPS`` steps after warm-up. A second table splits the
+dlbook step into its parts.
+
+Run it with ``make bench`` (or ``python benchmarks/bench_train.py``).
+Without torch only the dlbook column is printed. PERFORMANCE.md reports a
+ratio of about 0.97 for this step written straightforwardly.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import dlbook
+from dlbook import losses, models, optim
+
+SIZES = (784, 256, 256, 10)
+BATCH = 128
+STEPS = 20
+WARMUP = 2
+REPEATS = 9
+
+
+def _median_ms_per_step(fn) -> float:
+    """Median over REPEATS of the mean time of one call of ``fn`` in a run of STEPS calls."""
+    for _ in range(WARMUP * STEPS):
+        fn()
+    times = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        for _ in range(STEPS):
+            fn()
+        times.append((time.perf_counter() - t0) / STEPS)
+    return 1e3 * float(np.median(times))
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
+    y = rng.integers(0, SIZES[-1], BATCH)
+    return x, y
+
+
+def _dlbook_parts(net, opt, x, y) -> dict:
+    """Time each part of the dlbook step separately (ms)."""
+    logits = net(x)
+    _, dlogits = losses.softmax_cross_entropy(logits, y)
+    parts = {
+        "forward": lambda: net.forward(x),
+        "loss": lambda: losses.softmax_cross_entropy(logits, y),
+        "backward": lambda: (net.zero_grad(), net.backward(dlogits)),
+        "Adam step": opt.step,
+    }
+    for i, layer in enumerate(net.layers):
+        name = f"  layer {i} {type(layer).__name__}"
+        h = net.layers[0].forward(x) if i else x
+        for prev in net.layers[1:i]:
+            h = prev.forward(h)
+        out = layer.forward(h)
+        dout = np.ones_like(out)
+        parts[name + " fwd"] = lambda layer=layer, h=h: layer.forward(h)
+        parts[name + " fwd+bwd"] = lambda layer=layer, h=h, d=dout: (layer.forward(h), layer.backward(d))
+    return {k: _median_ms_per_step(fn) for k, fn in parts.items()}
+
+
+def main() -> dict:
+    """Print the comparison and the breakdown; return the numbers."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        torch = F = None
+
+    x, y = _data()
+
+    # -- NumPy side -------------------------------------------------------------
+    with threadpool_limits(limits=1):
+        blas = [
+            f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')})"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        ]
+        net = models.mlp(SIZES, "relu", rng=0, dtype=np.float32)
+        opt = optim.Adam(net, lr=1e-3)
+
+        def step():
+            opt.zero_grad()
+            logits = net.forward(x)
+            _, dlogits = losses.softmax_cross_entropy(logits, y)
+            net.backward(dlogits)
+            opt.step()
+
+        ours = _median_ms_per_step(step)
+        assert all(p.dtype == np.float32 for p in net.params.values()), "parameters left float32"
+        parts = _dlbook_parts(net, opt, x, y)
+
+    # -- torch side ---------------------------------------------------------------
+    theirs = None
+    if torch is not None:
+        time.sleep(0.5)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            torch.manual_seed(0)
+            layers = []
+            for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
+                layers.append(torch.nn.Linear(a, b))
+                if i < len(SIZES) - 2:
+                    layers.append(torch.nn.ReLU())
+            tnet = torch.nn.Sequential(*layers)
+            topt = torch.optim.Adam(tnet.parameters(), lr=1e-3)
+            xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+            def step_t():
+                topt.zero_grad()
+                loss = F.cross_entropy(tnet(xt), yt)
+                loss.backward()
+                topt.step()
+
+            theirs = _median_ms_per_step(step_t)
+        finally:
+            torch.set_num_threads(threads)
+
+    print(
+        f"One training step (forward + cross-entropy + backward + Adam) of a "
+        f"{'-'.join(map(str, SIZES))} ReLU MLP, batch {BATCH}, float32, one thread"
+    )
+    versions = f"Python {platform.python_version()}, NumPy {np.__version__}, dlbook {dlbook.__version__}"
+    if torch is not None:
+        versions += f", torch {torch.__version__}"
+    print(versions)
+    print("BLAS: " + "; ".join(blas))
+    print(
+        f"threads: NumPy 1 (threadpoolctl), torch {1 if torch is not None else '-'}; median of "
+        f"{REPEATS} runs of {STEPS} steps after {WARMUP * STEPS} warm-up steps"
+    )
+    print()
+    print(f"{'':<12}{'dlbook ms':>10}{'torch ms':>10}{'ratio':>8}")
+    ratio = ours / theirs if theirs else None
+    t_txt = f"{theirs:10.3f}" if theirs else f"{'-':>10}"
+    r_txt = f"{ratio:8.2f}" if ratio else f"{'-':>8}"
+    print(f"{'step':<12}{ours:10.3f}{t_txt}{r_txt}")
+    print()
+    print("dlbook step by part (ms):")
+    for name, ms in parts.items():
+        print(f"  {name:<32}{ms:8.3f}")
+    return {"dlbook_ms": ours, "torch_ms": theirs, "ratio": ratio, "parts": parts}
+
+
+if __name__ == "__main__":
+    main()
