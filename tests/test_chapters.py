@@ -172,6 +172,24 @@ def test_code_cells_identical(name):
         assert a == b, f"{name}: code cell {i} differs between en and zh"
 
 
+# The book's code column shows 77 characters at a 1280-pixel-wide window (the
+# theme's three-column layout); longer lines scroll sideways and get cut off.
+MAX_CODE_LINE = 79
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_code_lines_fit_the_page(name):
+    nb = _notebook(CHAPTERS / "en" / name)
+    long = [
+        (i, len(line))
+        for i, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code"
+        for line in _source(cell).splitlines()
+        if len(line) > MAX_CODE_LINE
+    ]
+    assert not long, f"{name}: code lines longer than {MAX_CODE_LINE} (cell, length): {long}"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_code_cell_metadata_identical(name):
     en, zh = _twins_or_skip(name)

@@ -34,11 +34,11 @@ def cmap() -> dict[int, str]:
     return TTFont(plot.font_path()).getBestCmap()
 
 
-def _code_cell_characters() -> dict[str, set[str]]:
+def _code_cell_characters(cell_type: str = "code") -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for nb in sorted((ROOT / "chapters").glob("*/*.ipynb")):
         for cell in json.loads(nb.read_text(encoding="utf-8")).get("cells", []):
-            if cell.get("cell_type") == "code":
+            if cell.get("cell_type") == cell_type:
                 source = cell.get("source", "")
                 text = "".join(source) if isinstance(source, list) else source
                 for ch in CJK.findall(text):
@@ -79,6 +79,16 @@ def test_font_covers_chapter_code_cells(cmap):
     found = _code_cell_characters()
     missing = {ch: sorted(where) for ch, where in found.items() if ord(ch) not in cmap}
     assert not missing, f"characters in code cells but not in the font: {missing}; {REBUILD}"
+
+
+def test_font_covers_chapter_text(cmap):
+    # The site serves the same subset as its CJK web font: a character the
+    # subset lacks shows as a blank on a machine without a system CJK font.
+    found = _code_cell_characters("markdown")
+    for ch in CJK.findall((ROOT / "index.md").read_text(encoding="utf-8")):
+        found.setdefault(ch, set()).add("index.md")
+    missing = {ch: sorted(where) for ch, where in found.items() if ord(ch) not in cmap}
+    assert not missing, f"characters in the chapters' text but not in the font: {missing}; {REBUILD}"
 
 
 def test_font_covers_package_sources(cmap):

@@ -318,3 +318,35 @@ def test_theme_words_follow_the_page_language(server):
     en = (HTML / "chapters" / "en" / "90_glossary.html").read_text(encoding="utf-8")
     assert "显示代码" in zh and "Show code cell source" not in zh
     assert "Show code cell source" in en and "显示代码" not in en
+
+
+# Measures the layout of every displayed formula and code block of a page: what
+# sticks out of its box (the reader would have to scroll sideways to see it).
+_OVERFLOW_JS = """() => {
+  const wide = [];
+  for (const m of document.querySelectorAll('mjx-container[display="true"]')) {
+    const inner = m.querySelector('mjx-math');
+    const extra = inner.getBoundingClientRect().width - m.getBoundingClientRect().width;
+    if (extra > 1) wide.push(['maths', Math.round(extra), m.textContent.slice(0, 40)]);
+  }
+  for (const pre of document.querySelectorAll('div.cell_input pre')) {
+    const extra = pre.scrollWidth - pre.clientWidth;
+    if (extra > 1) wide.push(['code', extra, pre.textContent.slice(0, 40)]);
+  }
+  return wide;
+}"""
+
+
+def test_formulas_and_code_fit_the_column(page, server):
+    # 1280 px is a common laptop width, where the theme shows both sidebars.
+    chapters = [p for p in _pages() if p.parent.parent.name == "chapters"]
+    assert chapters, "no chapter pages were built"
+    for path in chapters:
+        page.goto(server + path.relative_to(HTML).as_posix())
+        if "class=\"math" in path.read_text(encoding="utf-8"):
+            page.wait_for_selector("mjx-container", state="attached")
+            page.wait_for_function(
+                "() => !document.querySelector('.MathJax_Processing, mjx-container:empty')"
+            )
+        too_wide = page.evaluate(_OVERFLOW_JS)
+        assert not too_wide, f"{path.relative_to(HTML)}: wider than the column: {too_wide}"

@@ -15,8 +15,8 @@ The glyph set is
 * the ``--top`` (default 3500) most frequent Chinese characters, where a
   character's frequency is the sum of the frequencies of the words that
   contain it in jieba's bundled dictionary (``jieba/dict.txt``);
-* every CJK character in ``chapters/**/*.ipynb``, ``code/dlbook/**/*.py`` and
-  the glossary, whatever its frequency;
+* every CJK character in ``chapters/**/*.ipynb``, ``index.md``,
+  ``code/dlbook/**/*.py`` and the glossary, whatever its frequency;
 * CJK symbols and punctuation (U+3000–U+303F), full-width forms
   (U+FF00–U+FFEF), general punctuation (U+2010–U+2027) and printable ASCII.
 
@@ -74,6 +74,7 @@ def book_characters() -> set[str]:
         chars.update(CJK.findall(path.read_text(encoding="utf-8")))
     glossary = ROOT / "code" / "dlbook" / "resources" / "glossary.tsv"
     chars.update(CJK.findall(glossary.read_text(encoding="utf-8")))
+    chars.update(CJK.findall((ROOT / "index.md").read_text(encoding="utf-8")))
     return chars
 
 
