@@ -361,6 +361,25 @@ class LocaliseCellPrompts(SphinxPostTransform):
                 node["prompt_show"], node["prompt_hide"] = ZH_CELL_PROMPTS[kind]
 
 
+# sphinx-togglebutton's hint on folded boxes (the exercise solutions) is a
+# global set by one inline script per page; Chinese pages get their own.
+ZH_TOGGLE_HINTS = {"toggleHintShow": "点击显示", "toggleHintHide": "点击隐藏"}
+
+
+def _localise_toggle_hints(context: dict[str, Any]) -> None:
+    from sphinx.builders.html._assets import _JavaScript
+
+    files = []
+    for asset in context.get("script_files", []):
+        body = getattr(asset, "attributes", {}).get("body", "")
+        for name, words in ZH_TOGGLE_HINTS.items():
+            if body.startswith(f"let {name} ="):
+                attributes = {**asset.attributes, "body": f"let {name} = '{words}';"}
+                asset = _JavaScript(asset.filename, priority=asset.priority, **attributes)
+        files.append(asset)
+    context["script_files"] = files
+
+
 def localise_theme(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
@@ -377,6 +396,7 @@ def localise_theme(
         environment.install_gettext_translations(sphinx_words)
         context["translate"] = book_words.gettext
         context["theme_search_bar_text"] = ZH_SEARCH_TEXT
+        _localise_toggle_hints(context)
     else:
         environment.install_gettext_translations(app.translator)
 

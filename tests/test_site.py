@@ -318,6 +318,9 @@ def test_theme_words_follow_the_page_language(server):
     en = (HTML / "chapters" / "en" / "90_glossary.html").read_text(encoding="utf-8")
     assert "显示代码" in zh and "Show code cell source" not in zh
     assert "Show code cell source" in en and "显示代码" not in en
+    # the hint on folded boxes (exercise solutions), set by sphinx-togglebutton
+    assert "let toggleHintShow = '点击显示';" in zh and "Click to show" not in zh
+    assert "let toggleHintShow = 'Click to show';" in en and "点击显示" not in en
 
 
 # Measures the layout of every displayed formula and code block of a page: what
