@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import dlbook as dl
+from dlbook import core
 from dlbook.core import Module, numerical_gradient
 
 
@@ -278,3 +279,16 @@ def test_every_random_draw_names_its_seed(make):
     with pytest.raises(TypeError, match="int seed or a np.random.Generator"):
         make(1.5)
     make(np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "3", None])
+def test_check_positive_int_refuses_what_is_not_a_size(bad):
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        core.check_positive_int(bad, "width")
+
+
+def test_check_positive_int_minimum():
+    assert core.check_positive_int(np.int64(3), "n", minimum=3) == 3
+    assert type(core.check_positive_int(np.int64(3), "n")) is int
+    with pytest.raises(ValueError, match="n must be an integer >= 3, got 2"):
+        core.check_positive_int(2, "n", minimum=3)

@@ -166,7 +166,7 @@ def test_sawtooth_float32_and_sampling():
 
 @pytest.mark.parametrize("depth", [0, -1, 1.5, True, "3"])
 def test_sawtooth_rejects_bad_depth(depth):
-    with pytest.raises(ValueError, match="depth must be an integer >= 1"):
+    with pytest.raises(ValueError, match="depth must be a positive integer"):
         R.sawtooth_net(depth)
 
 
@@ -395,10 +395,21 @@ def test_region_map_quadrants():
             assert np.unique(labels[rows, cols]).size == 1
     labels2, count2 = R.region_map(net, xlim=(0.5, 1.0), ylim=(-1.0, -0.5), resolution=7)
     assert count2 == 1 and np.all(labels2 == 0)
-    # cell centres: the boundaries x = 0 and y = 0 are never sampled exactly, so a
-    # grid whose end points are round numbers still shows the four quadrants only
-    labels3, count3 = R.region_map(net, xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), resolution=400)
-    assert count3 == 4
+
+
+def test_region_map_samples_cell_centres():
+    # (|x|, |y|) as ReLU(x) + ReLU(-x): on the line x = 0 both units are off, a
+    # pattern of its own. A grid through the end points of [-1, 3] with 5 points
+    # would sample x = 0 and y = 0 exactly and report 3 x 3 = 9 "regions"; the
+    # cell centres (-0.6, 0.2, 1.0, 1.8, 2.6) do not, and see the 4 quadrants.
+    fold = net_from(
+        ("lin", [[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]], [0.0] * 4),
+        ("act", "relu", {}),
+        ("lin", [[1.0], [1.0], [1.0], [1.0]], 0.0),
+    )
+    labels, count = R.region_map(fold, xlim=(-1.0, 3.0), ylim=(-1.0, 3.0), resolution=5)
+    assert count == 4
+    assert np.unique(labels[:1, :1]).size == 1 and labels[0, 0] != labels[-1, -1]
 
 
 def test_region_map_three_lines_make_seven_regions():

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import Module, as_generator, check_float_array
+from .core import Module, as_generator, check_float_array, check_positive_int
 
 __all__ = [
     "Properties",
@@ -847,12 +847,6 @@ def _uniform_init(rng: np.random.Generator, fan_in: int, shape, dtype) -> np.nda
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class Activation(Module):
     """Any elementwise registry entry as a layer: ``y = f(x)``, ``dx = dout * f'(x)``.
 
@@ -926,7 +920,7 @@ class PReLU(Module):
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=np.float64) -> None:
         super().__init__()
-        self.num_parameters = _positive_int(num_parameters, "num_parameters")
+        self.num_parameters = check_positive_int(num_parameters, "num_parameters")
         self.params = {"a": np.full(self.num_parameters, float(init), dtype=dtype)}
         self.zero_grad()
         self._cache = None
@@ -1064,9 +1058,9 @@ class Maxout(Module):
         self, in_features: int, out_features: int, pieces: int = 2, rng=0, dtype=np.float64
     ) -> None:
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
-        self.pieces = _positive_int(pieces, "pieces")
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.out_features = check_positive_int(out_features, "out_features")
+        self.pieces = check_positive_int(pieces, "pieces")
         gen = as_generator(rng)
         width = self.out_features * self.pieces
         self.params = {
@@ -1185,8 +1179,8 @@ class _GatedAffine(Module):
 
     def __init__(self, in_features: int, out_features: int, rng, dtype) -> None:
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.out_features = check_positive_int(out_features, "out_features")
         gen = as_generator(rng)
         D, H = self.in_features, self.out_features
         self.params = {

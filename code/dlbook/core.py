@@ -29,6 +29,7 @@ __all__ = [
     "numerical_gradient",
     "rel_error",
     "check_float_array",
+    "check_positive_int",
     "as_generator",
 ]
 
@@ -55,6 +56,17 @@ def check_float_array(x, name: str = "x", ndim: int | None = None, min_ndim: int
     if x.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {x.shape}")
     return x
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= minimum``, else raise ``ValueError``.
+
+    Booleans are refused (``True`` is an ``int`` in Python but never a size).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)
 
 
 def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:

@@ -17,15 +17,9 @@ from importlib import resources
 
 import numpy as np
 
-from .core import as_generator
+from .core import as_generator, check_positive_int
 
 __all__ = ["spirals", "moons", "circles", "digits", "split", "batches", "num_batches"]
-
-
-def _check_n(n: int, name: str = "n") -> int:
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return int(n)
 
 
 def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, rng=0):
@@ -35,7 +29,7 @@ def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, rng=0):
     ``t`` in [0, 1], with Gaussian noise of std ``noise`` on the angle.
     Returns ``X (classes*n, 2)`` float64 and ``y (classes*n,)`` int64.
     """
-    n, classes = _check_n(n), _check_n(classes, "classes")
+    n, classes = check_positive_int(n, "n"), check_positive_int(classes, "classes")
     gen = as_generator(rng)
     t = np.tile(np.linspace(0.0, 1.0, n), classes)
     y = np.repeat(np.arange(classes), n)
@@ -46,7 +40,7 @@ def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, rng=0):
 
 def moons(n: int = 200, noise: float = 0.1, rng=0):
     """Two interleaving half circles, ``n`` points each, with Gaussian noise."""
-    n = _check_n(n)
+    n = check_positive_int(n, "n")
     gen = as_generator(rng)
     a = np.linspace(0.0, np.pi, n)
     upper = np.stack([np.cos(a), np.sin(a)], axis=1)
@@ -58,7 +52,7 @@ def moons(n: int = 200, noise: float = 0.1, rng=0):
 
 def circles(n: int = 200, factor: float = 0.5, noise: float = 0.05, rng=0):
     """An inner circle (label 1, radius ``factor``) inside an outer one (label 0)."""
-    n = _check_n(n)
+    n = check_positive_int(n, "n")
     if not 0 < factor < 1:
         raise ValueError(f"factor must lie in (0, 1), got {factor}")
     gen = as_generator(rng)
@@ -136,7 +130,7 @@ def split(X: np.ndarray, y: np.ndarray, fractions=(0.7, 0.15, 0.15), rng=0, stra
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     """How many mini-batches :func:`batches` yields for ``n`` samples (steps per epoch)."""
-    n, batch_size = _check_n(n, "n"), _check_n(batch_size, "batch_size")
+    n, batch_size = check_positive_int(n, "n"), check_positive_int(batch_size, "batch_size")
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
@@ -163,7 +157,7 @@ def batches(
         raise TypeError(f"X and y must be NumPy arrays, got {type(X).__name__} and {type(y).__name__}")
     if X.ndim < 1 or y.ndim < 1 or len(X) != len(y):
         raise ValueError(f"X and y must have the same number of rows, got shapes {X.shape} and {y.shape}")
-    batch_size = _check_n(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     n = len(X)
     if shuffle:
         if rng is None:

@@ -58,7 +58,7 @@ import math
 
 import numpy as np
 
-from .core import as_generator
+from .core import as_generator, check_positive_int
 
 __all__ = [
     "calculate_gain",
@@ -115,15 +115,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     raise ValueError(f"unknown nonlinearity {nonlinearity!r}; expected one of {known}")
 
 
-def _fan(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _setup(fan_in, fan_out, rng, gain, dtype, shape):
     """Check the common arguments; return (fan_in, fan_out, Generator, gain, dtype, shape)."""
-    fan_in, fan_out = _fan(fan_in, "fan_in"), _fan(fan_out, "fan_out")
+    fan_in, fan_out = check_positive_int(fan_in, "fan_in"), check_positive_int(fan_out, "fan_out")
     gen = as_generator(rng)
     if isinstance(gain, bool) or not isinstance(gain, (int, float, np.floating, np.integer)):
         raise TypeError(f"gain must be a number, got {type(gain).__name__}")
@@ -137,7 +131,7 @@ def _setup(fan_in, fan_out, rng, gain, dtype, shape):
         shape = (fan_in, fan_out)
     else:
         try:
-            shape = tuple(_fan(s, "every entry of shape") for s in shape)
+            shape = tuple(check_positive_int(s, "every entry of shape") for s in shape)
         except TypeError:
             raise TypeError(f"shape must be a tuple of positive integers, got {shape!r}") from None
     return fan_in, fan_out, gen, gain, dt, shape

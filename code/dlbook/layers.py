@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from . import init as _init
-from .core import Module, as_generator, check_float_array
+from .core import Module, as_generator, check_float_array, check_positive_int
 
 __all__ = [
     "Linear",
@@ -97,12 +97,6 @@ def _check_dout(dout, shape: tuple, layer: str) -> np.ndarray:
     return dout
 
 
-def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _positive_float(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
         raise TypeError(f"{what} must be a number, got {type(value).__name__}")
@@ -152,8 +146,8 @@ class Linear(Module):
         dtype=np.float64,
     ) -> None:
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.out_features = check_positive_int(out_features, "out_features")
         gen = as_generator(rng)
         self.params["W"] = init_weight(self.in_features, self.out_features, gen, init, dtype)
         if bias:
@@ -300,7 +294,7 @@ class BatchNorm1d(Module):
         dtype=np.float64,
     ) -> None:
         super().__init__()
-        self.num_features = _positive_int(num_features, "num_features")
+        self.num_features = check_positive_int(num_features, "num_features")
         self.eps = _positive_float(eps, "eps")
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)):
             raise TypeError(f"momentum must be a number in [0, 1], got {type(momentum).__name__}")
@@ -462,7 +456,7 @@ class LayerNorm(Module):
                     f"got {tuple(normalized_shape)}"
                 )
             normalized_shape = normalized_shape[0]
-        self.normalized_shape = _positive_int(normalized_shape, "normalized_shape")
+        self.normalized_shape = check_positive_int(normalized_shape, "normalized_shape")
         self.eps = _positive_float(eps, "eps")
         self.elementwise_affine = bool(elementwise_affine)
         dt = _float_dtype(dtype)

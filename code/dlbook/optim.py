@@ -40,7 +40,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .core import Module
+from .core import Module, check_positive_int
 
 __all__ = [
     "Optimizer",
@@ -65,12 +65,6 @@ def _real(value, name: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # -- the base class -------------------------------------------------------------
@@ -500,7 +494,7 @@ class LRScheduler:
 
     def lrs(self, steps: int) -> np.ndarray:
         """``lr_at(t)`` for ``t = 0 .. steps-1`` (float64), for plots."""
-        return np.array([self.lr_at(t) for t in range(_positive_int(steps, "steps"))])
+        return np.array([self.lr_at(t) for t in range(check_positive_int(steps, "steps"))])
 
     def state_dict(self) -> dict:
         return {"t": self.t, "base_lr": self.base_lr}
@@ -519,7 +513,7 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = _positive_int(step_size, "step_size")
+        self.step_size = check_positive_int(step_size, "step_size")
         self.gamma = _real(gamma, "gamma")
         if not self.gamma > 0:
             raise ValueError(f"gamma must be positive, got {gamma}")
@@ -543,7 +537,7 @@ class CosineLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, total_steps: int, min_lr: float = 0.0) -> None:
-        self.total_steps = _positive_int(total_steps, "total_steps")
+        self.total_steps = check_positive_int(total_steps, "total_steps")
         self.min_lr = _real(min_lr, "min_lr")
         if self.min_lr < 0:
             raise ValueError(f"min_lr must be >= 0, got {min_lr}")
@@ -578,7 +572,7 @@ class LinearLR(LRScheduler):
                 f"start_factor must lie in (0, 1] and end_factor in [0, 1], "
                 f"got {start_factor} and {end_factor}"
             )
-        self.total_steps = _positive_int(total_steps, "total_steps")
+        self.total_steps = check_positive_int(total_steps, "total_steps")
         super().__init__(optimizer)
 
     def lr_at(self, t: int) -> float:
@@ -605,7 +599,7 @@ class LinearWarmup(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, after: LRScheduler | None = None) -> None:
-        self.warmup_steps = _positive_int(warmup_steps, "warmup_steps")
+        self.warmup_steps = check_positive_int(warmup_steps, "warmup_steps")
         if after is not None:
             if not isinstance(after, LRScheduler):
                 raise TypeError(f"after must be a schedule (LRScheduler), got {type(after).__name__}")

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import Activation
-from .core import Module, Sequential, as_generator, check_float_array
+from .core import Module, Sequential, as_generator, check_float_array, check_positive_int
 from .layers import Linear
 from .models import mlp
 
@@ -177,12 +177,6 @@ def _check_tol(tol: float) -> float:
     if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not 0.0 <= tol < 1.0:
         raise ValueError(f"tol must be a number in [0, 1), got {tol!r}")
     return float(tol)
-
-
-def _positive_int(v, name: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
-    return int(v)
 
 
 # ---------------------------------------------------------------------------
@@ -387,7 +381,7 @@ def count_pieces_sampled(
     """
     _check_kind(kind)
     tol = _check_tol(tol)
-    n = _positive_int(n, "n", minimum=3)
+    n = check_positive_int(n, "n", minimum=3)
     ops = _ops(net)
     a, b = _check_points(ops, a, b)
     t = np.linspace(0.0, 1.0, n)
@@ -447,7 +441,7 @@ def region_map(
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError(f"{name} must be finite with low < high, got {lim!r}")
         lims.append((lo, hi))
-    res = _positive_int(resolution, "resolution", minimum=2)
+    res = check_positive_int(resolution, "resolution", minimum=2)
     centres = [lo + (hi - lo) * (np.arange(res) + 0.5) / res for lo, hi in lims]
     gx, gy = np.meshgrid(*centres)  # (res, res) each
     points = np.column_stack([gx.ravel(), gy.ravel()])  # (res*res, 2), row-major: y slow, x fast
@@ -550,7 +544,7 @@ def sawtooth_net(depth: int, dtype=np.float64) -> Sequential:
 
     Telgarsky (2016), Benefits of Depth in Neural Networks. Chapter 2.
     """
-    depth = _positive_int(depth, "depth")
+    depth = check_positive_int(depth, "depth")
     dtype = _check_dtype(dtype)
     layers: list[Module] = []
     for i in range(depth):
@@ -597,8 +591,8 @@ def random_relu_net(
 
     Shapes: the network maps ``(N, d_in) -> (N, d_out)``. Chapter 2.
     """
-    d_in, width = _positive_int(d_in, "d_in"), _positive_int(width, "width")
-    depth, d_out = _positive_int(depth, "depth"), _positive_int(d_out, "d_out")
+    d_in, width = check_positive_int(d_in, "d_in"), check_positive_int(width, "width")
+    depth, d_out = check_positive_int(depth, "depth"), check_positive_int(d_out, "d_out")
     sigma = _DEFAULT_BIAS_STD if bias_std is None else bias_std
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0.0 <= sigma < math.inf:
         raise ValueError(f"bias_std must be a finite number >= 0 or None, got {bias_std!r}")
@@ -631,4 +625,4 @@ def max_pieces_line(widths: Sequence[int]) -> int:
     """
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence | np.ndarray):
         raise TypeError(f"widths must be a sequence of positive integers, got {widths!r}")
-    return math.prod(_positive_int(w, "every width") + 1 for w in widths)
+    return math.prod(check_positive_int(w, "every width") + 1 for w in widths)

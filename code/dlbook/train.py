@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import Module, as_generator
+from .core import Module, as_generator, check_positive_int
 from .data import batches, num_batches
 from .optim import LRScheduler, Optimizer, clip_grad_norm
 
@@ -223,8 +223,7 @@ class EarlyStopping:
     ) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"model must be a dlbook Module, got {type(model).__name__}")
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
-            raise ValueError(f"patience must be a positive integer, got {patience!r}")
+        patience = check_positive_int(patience, "patience")
         if not min_delta >= 0:
             raise ValueError(f"min_delta must be >= 0, got {min_delta}")
         self.model, self.patience, self.min_delta = model, int(patience), float(min_delta)
@@ -304,10 +303,8 @@ def fit(
         raise TypeError(f"optimizer must be a dlbook Optimizer, got {type(optimizer).__name__}")
     if optimizer.model is not model:
         raise ValueError("optimizer was made for a different model: build it with this model's parameters")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if scheduler is not None and not (
         isinstance(scheduler, LRScheduler) and scheduler.optimizer is optimizer
     ):
