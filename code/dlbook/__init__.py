@@ -9,7 +9,7 @@ glossary load on first use.
 
 import importlib
 
-from . import activations, core, data, init, layers, losses, models, optim, probes, regions, train
+from . import activations, conv, core, data, init, layers, losses, models, optim, probes, regions, train
 from .core import Module, Sequential, gradcheck, rel_error
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "Module",
     "Sequential",
     "activations",
+    "conv",
     "core",
     "data",
     "glossary",

@@ -33,6 +33,7 @@ __all__ = [
     "Linear",
     "Dropout",
     "BatchNorm1d",
+    "BatchNorm2d",
     "LayerNorm",
     "Identity",
     "Flatten",
@@ -331,7 +332,10 @@ class BatchNorm1d(Module):
         return x
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._check(x)
+        return self._normalise(self._check(x))
+
+    def _normalise(self, x: np.ndarray) -> np.ndarray:
+        """The forward pass on a checked ``(N, D)`` or ``(N, D, L)`` array."""
         axes = (0,) if x.ndim == 2 else (0, 2)
         bshape = (1, self.num_features) + (1,) * (x.ndim - 2)  # (1, D) or (1, D, 1)
         count = x.size // self.num_features  # M: values per feature
@@ -342,8 +346,8 @@ class BatchNorm1d(Module):
         if self.training:
             if count < 2:
                 raise ValueError(
-                    f"BatchNorm1d needs more than one value per feature in training, got x of shape "
-                    f"{x.shape}; use a larger batch or call .eval()"
+                    f"{type(self).__name__} needs more than one value per feature in training, "
+                    f"got x of shape {x.shape}; use a larger batch or call .eval()"
                 )
             inv_count = 1.0 / count
             mu = (_feature_sums(x, axes) * inv_count).reshape(bshape)  # (1, D[, 1])
@@ -413,6 +417,50 @@ class BatchNorm1d(Module):
             f"BatchNorm1d({self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}, "
             f"affine={self.affine})"
         )
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalisation of images: statistics per channel over the batch and all positions.
+
+    .. math::
+        \\mu_c = \\frac{1}{NHW}\\sum_{n,i,j} x_{n,c,i,j}, \\quad
+        \\sigma_c^2 = \\frac{1}{NHW}\\sum_{n,i,j} (x_{n,c,i,j} - \\mu_c)^2, \\quad
+        y_{n,c,i,j} = \\gamma_c \\frac{x_{n,c,i,j} - \\mu_c}{\\sqrt{\\sigma_c^2 + \\epsilon}} + \\beta_c
+
+    Exactly :class:`BatchNorm1d` on the view ``(N, C, H W)`` (``M = N H W``
+    values per channel), with the same running statistics (unbiased variance),
+    buffers and backward pass; PyTorch's ``BatchNorm2d``. Shapes:
+    ``x (N, C, H, W)`` -> same shape and dtype; ``params`` ``"gamma"``,
+    ``"beta"`` of shape ``(C,)``. Training needs ``N H W > 1``.
+
+    Ioffe & Szegedy (2015). Chapters 4 and 5.
+    """
+
+    def _check(self, x) -> np.ndarray:
+        x = check_float_array(x, "x")
+        if x.ndim != 4:
+            raise ValueError(f"BatchNorm2d expects x of shape (N, C, H, W), got shape {x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(
+                f"BatchNorm2d expected {self.num_features} channels on axis 1, got x of shape {x.shape}"
+            )
+        return x
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._check(x)
+        self._shape4 = x.shape
+        n, c, h, w = x.shape
+        return self._normalise(x.reshape(n, c, h * w)).reshape(x.shape)  # via (N, C, H W)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise RuntimeError("BatchNorm2d.backward called before forward")
+        dout = _check_dout(dout, self._shape4, "BatchNorm2d")
+        n, c, h, w = self._shape4
+        return super().backward(dout.reshape(n, c, h * w)).reshape(self._shape4)  # via (N, C, H W)
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("BatchNorm1d", "BatchNorm2d", 1)
 
 
 class LayerNorm(Module):
