@@ -9,7 +9,21 @@ glossary load on first use.
 
 import importlib
 
-from . import activations, conv, core, data, init, layers, losses, models, optim, probes, regions, train
+from . import (
+    activations,
+    conv,
+    core,
+    data,
+    init,
+    layers,
+    losses,
+    models,
+    optim,
+    probes,
+    regions,
+    resnet,
+    train,
+)
 from .core import Module, Sequential, gradcheck, rel_error
 
 __version__ = "0.1.0"
@@ -33,6 +47,7 @@ __all__ = [
     "plot",
     "probes",
     "regions",
+    "resnet",
     "rel_error",
     "train",
     "widgets",

@@ -11,7 +11,15 @@ import numpy as np
 
 from .core import Sequential, as_generator, check_float_array
 
-__all__ = ["layer_outputs", "forward_stats", "input_grad_norms", "dead_fraction"]
+__all__ = [
+    "layer_outputs",
+    "forward_stats",
+    "input_grad_norms",
+    "dead_fraction",
+    "singular_values",
+    "effective_rank",
+    "weight_grad_norms",
+]
 
 
 def _check_seq(model) -> Sequential:
@@ -39,7 +47,8 @@ def forward_stats(model: Sequential, x: np.ndarray, every: type | None = None) -
     Returns ``{"mean": (L,), "var": (L,)}`` arrays.
     """
     outs = [
-        o for o, layer in zip(layer_outputs(model, x), model.layers, strict=True)
+        o
+        for o, layer in zip(layer_outputs(model, x), model.layers, strict=True)
         if every is None or isinstance(layer, every)
     ]
     return {
@@ -77,3 +86,61 @@ def dead_fraction(pre_activations: np.ndarray, axis: int = 0) -> float:
     """
     z = check_float_array(pre_activations, "pre_activations", ndim=2)
     return float(np.mean(np.all(z <= 0, axis=axis)))
+
+
+def singular_values(h: np.ndarray, center: bool = True) -> np.ndarray:
+    """Singular values, largest first, of a batch of representations ``h (N, ...)``.
+
+    Each example is flattened to one row, giving ``(N, D)``; with ``center``
+    the mean row is subtracted first, so a representation shared by every
+    example (which carries no information about which example it is) does
+    not count. Returns ``min(N, D)`` values. Chapter 5.
+    """
+    h = check_float_array(h, "h", min_ndim=2)
+    h2 = h.reshape(h.shape[0], -1).astype(np.float64)  # (N, ...) -> (N, D)
+    if center:
+        h2 = h2 - h2.mean(axis=0)
+    return np.linalg.svd(h2, compute_uv=False)
+
+
+def effective_rank(h: np.ndarray, center: bool = True) -> float:
+    """Effective rank of Roy & Vetterli (2007): the exponential of the entropy of the singular values.
+
+    .. math:: \\operatorname{erank}(h) = \\exp\\Big(-\\sum_i p_i \\log p_i\\Big), \\qquad
+              p_i = \frac{s_i}{\\sum_j s_j}
+
+    with ``s`` from :func:`singular_values` (terms with ``p_i = 0`` count 0).
+    It is 1 when all variation lies along one direction, ``k`` when ``k``
+    singular values are equal and the rest zero, and it does not change when
+    ``h`` is scaled. An all-zero (or, centred, constant) ``h`` gives 0.
+    Roy & Vetterli (2007), *The effective rank: a measure of effective
+    dimensionality*. Chapter 5 tracks it through plain and residual networks.
+    """
+    s = singular_values(h, center=center)
+    total = s.sum()
+    if total <= 0:
+        return 0.0
+    p = s[s > 0] / total
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def weight_grad_norms(
+    model: Sequential, x: np.ndarray, y: np.ndarray, loss_fn
+) -> tuple[list[str], np.ndarray]:
+    """Norm of the loss gradient of every weight matrix or kernel, in forward order, for one batch.
+
+    ``loss_fn(output, y) -> (loss, dout)`` as in :mod:`dlbook.losses`. Keeps
+    the parameters named ``W`` (dense weights and convolution kernels) and
+    leaves out those inside a ``shortcut`` (projections), so the entries are
+    the weighted layers of the main path. Runs in the model's current mode
+    (in training mode BatchNorm uses, and updates, batch statistics); the
+    gradients are zeroed afterwards. Returns ``(names, norms)``. Chapter 5.
+    """
+    model = _check_seq(model)
+    model.zero_grad()
+    _, dout = loss_fn(model.forward(check_float_array(x, "x")), y)
+    model.backward(dout)
+    names = [k for k in model.params if k.rsplit(".", 1)[-1] == "W" and ".shortcut." not in f".{k}"]
+    norms = np.array([float(np.linalg.norm(model.grads[k])) for k in names])
+    model.zero_grad()
+    return names, norms
