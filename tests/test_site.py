@@ -323,7 +323,7 @@ def test_theme_words_follow_the_page_language(server):
     assert "let toggleHintShow = 'Click to show';" in en and "点击显示" not in en
 
 
-# Measures the layout of every displayed formula and code block of a page: what
+# Measures the layout of every displayed formula, code block and printed output: what
 # sticks out of its box (the reader would have to scroll sideways to see it).
 _OVERFLOW_JS = """() => {
   const wide = [];
@@ -335,6 +335,10 @@ _OVERFLOW_JS = """() => {
   for (const pre of document.querySelectorAll('div.cell_input pre')) {
     const extra = pre.scrollWidth - pre.clientWidth;
     if (extra > 1) wide.push(['code', extra, pre.textContent.slice(0, 40)]);
+  }
+  for (const pre of document.querySelectorAll('div.cell_output pre')) {
+    const extra = pre.scrollWidth - pre.clientWidth;
+    if (extra > 1) wide.push(['printed output', extra, pre.textContent.slice(0, 40)]);
   }
   return wide;
 }"""
