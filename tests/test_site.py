@@ -357,3 +357,16 @@ def test_formulas_and_code_fit_the_column(page, server):
             )
         too_wide = page.evaluate(_OVERFLOW_JS)
         assert not too_wide, f"{path.relative_to(HTML)}: wider than the column: {too_wide}"
+
+
+def test_no_chapter_shows_a_warning(server):
+    # A warning printed while a chapter ran (stderr) ends up on the page, e.g.
+    # matplotlib's "Font 'default' does not have a glyph" for Chinese inside $...$.
+    _served(server)
+    chapters = [p for p in _pages() if p.parent.parent.name == "chapters"]
+    assert chapters, "no chapter pages were built"
+    for path in chapters:
+        html = path.read_text(encoding="utf-8")
+        assert 'class="output stderr' not in html, (
+            f"{path.relative_to(HTML)} shows text its code printed to stderr (a warning)"
+        )
