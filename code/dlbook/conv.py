@@ -355,16 +355,19 @@ class _Pool2d(Module):
         kh, kw = self.kernel_size
         return [(u, v) for u in range(kh) for v in range(kw)]
 
-    def _check_dout(self, dout, expected) -> np.ndarray:
+    def _begin_backward(self, dout) -> tuple:
+        """Check ``dout`` against the cached forward pass; return it with the cache."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        x_shape, padded_shape, out_hw, extra = self._cache
+        expected = (x_shape[0], x_shape[1], *out_hw)
         dout = check_float_array(dout, "dout")
         if dout.shape != expected:
             raise ValueError(
                 f"{type(self).__name__}.backward: dout must have the output's shape {expected}, "
                 f"got {dout.shape}"
             )
-        return dout
+        return dout, x_shape, padded_shape, out_hw, extra
 
     def _unpad(self, dxp, x_shape) -> np.ndarray:
         (ph, pw), h, w = self.padding, x_shape[2], x_shape[3]
@@ -404,13 +407,11 @@ class MaxPool2d(_Pool2d):
             larger = slab > best  # strict: ties keep the first offset
             np.copyto(best, slab, where=larger)
             arg[larger] = q
-        self._cache = (x.shape, xp.shape, arg, out_hw)
+        self._cache = (x.shape, xp.shape, out_hw, arg)
         return best.transpose(1, 0, 2, 3)  # (C, N, Ho, Wo) -> (N, C, Ho, Wo)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x_shape, padded_shape, arg, out_hw = self._cache if self._cache else (None,) * 4
-        expected = None if x_shape is None else (x_shape[0], x_shape[1], *out_hw)
-        dout = self._check_dout(dout, expected)
+        dout, x_shape, padded_shape, out_hw, arg = self._begin_backward(dout)
         d = dout.transpose(1, 0, 2, 3)  # (N, C, Ho, Wo) -> (C, N, Ho, Wo)
         dxp = np.zeros(padded_shape, dtype=dout.dtype)
         for q, (u, v) in enumerate(self._offsets()):
@@ -437,13 +438,11 @@ class AvgPool2d(_Pool2d):
         for u, v in self._offsets():
             total += _slab(xp, u, v, out_hw, self.stride)
         total *= 1.0 / (self.kernel_size[0] * self.kernel_size[1])
-        self._cache = (x.shape, xp.shape, out_hw)
+        self._cache = (x.shape, xp.shape, out_hw, None)
         return total.transpose(1, 0, 2, 3)  # (C, N, Ho, Wo) -> (N, C, Ho, Wo)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x_shape, padded_shape, out_hw = self._cache if self._cache else (None,) * 3
-        expected = None if x_shape is None else (x_shape[0], x_shape[1], *out_hw)
-        dout = self._check_dout(dout, expected)
+        dout, x_shape, padded_shape, out_hw, _ = self._begin_backward(dout)
         d = dout.transpose(1, 0, 2, 3) * (1.0 / (self.kernel_size[0] * self.kernel_size[1]))  # (C, N, Ho, Wo)
         dxp = np.zeros(padded_shape, dtype=dout.dtype)
         for u, v in self._offsets():
