@@ -1,39 +1,84 @@
-"""The layer protocol every part of the book builds on.
+"""The module protocol every part of the book builds on (version 2).
 
-A layer is a :class:`Module` with a ``forward`` that caches what its
-``backward`` needs, and a ``backward(dout) -> dx`` that *accumulates* the
-parameter gradients into ``self.grads`` (same keys as ``self.params``), the
-way PyTorch's ``.grad`` accumulates. Call :meth:`Module.zero_grad` between
-steps. Optimisers update ``params`` in place, so references stay valid.
+A layer is a :class:`Module`. Its contract, which chapter 3 explains and
+chapter 6 needs in full:
 
-``gradcheck`` compares a layer's analytic gradients with central differences
-in float64; the tests run it on every layer. Chapter 3 explains both.
+- **forward and backward.** ``forward(*inputs, **options)`` computes the
+  outputs; ``backward(*douts)`` takes one upstream gradient per output and
+  returns one gradient per input: an array for a one-input module, always
+  the same tuple for a module with several inputs. Integer inputs (token ids)
+  get no gradient (``None`` in that position). ``__call__`` is ``forward``.
+- **A tape, not a slot.** What ``forward`` keeps for ``backward`` is pushed
+  on the module's own stack (:meth:`Module._save`) and popped by ``backward``
+  (:meth:`Module._saved`), last in, first out. So one module can be applied
+  many times in one forward pass (an RNN cell at every time step, a tied
+  embedding, one activation used twice) and backpropagated as many times in
+  reverse order. ``backward`` called more often than ``forward`` raises a
+  ``RuntimeError``. :meth:`Module.zero_grad` also empties the tapes, which
+  drops what forward-only calls (a plot, a printout) left behind.
+- **Inference mode.** Inside ``with inference_mode():`` (or
+  ``model.inference()``) forward passes keep nothing: evaluation, decoding.
+  It is separate from :meth:`Module.eval`, which switches how Dropout and
+  BatchNorm behave.
+- **Gradients accumulate** (``+=``), as PyTorch's ``.grad`` does. Call
+  :meth:`Module.zero_grad` between steps.
+- **A module tree.** A module's children are found from its attributes:
+  modules, and lists, tuples or dicts of modules. ``params``, ``grads`` and
+  ``buffers`` are read-only views of the whole tree, with dotted names
+  (``"0.W"``, ``"branch.1.gamma"``), each array listed **once** even where
+  modules share it. A module declares its *own* arrays in ``self.params =
+  {...}`` / ``self.buffers = {...}`` in ``__init__``; its code reads them
+  from ``self._params``. ``zero_grad``, ``train``, ``eval``,
+  ``num_parameters``, ``state_dict`` and ``load_state_dict`` are written
+  once, here, for every module.
+- **Sharing rule.** An array has one owner module. A module that uses another
+  module's array holds the owner as an attribute (so the tree finds it once)
+  and accumulates into the owner's gradient, e.g. an output layer tied to an
+  embedding adds to ``embedding._grads["W"]``.
+
+``gradcheck`` compares a module's analytic gradients, for every float input
+and every parameter, with central differences in float64; ``gradcheck_fn``
+does the same for a function that returns its own gradient (the losses).
 
 References
 ----------
 - Karpathy, micrograd (2020): backward beside forward, gradients that accumulate.
-- Saito, *Deep Learning from Scratch* (2016): layer classes with forward/backward.
+- Saito, *Deep Learning from Scratch* 1 and 2 (2016, 2018): layer classes with
+  forward/backward, one recurrent cell reused at every step.
 - CS231n (Stanford), ``gradient_check.py``: centred differences with an upstream gradient.
+- Paszke et al. (2019). PyTorch: An Imperative Style, High-Performance Deep
+  Learning Library (the module tree, ``state_dict``, deduplicated parameters).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from types import MappingProxyType
 
 import numpy as np
 
 __all__ = [
     "Module",
     "Sequential",
+    "Parameters",
+    "inference_mode",
+    "is_inference",
     "gradcheck",
+    "gradcheck_fn",
     "numerical_gradient",
     "rel_error",
     "check_float_array",
+    "check_dout",
     "check_positive_int",
+    "check_dtype",
     "as_generator",
 ]
 
 
+# ---------------------------------------------------------------------------
+# Input checks shared by every module
+# ---------------------------------------------------------------------------
 def check_float_array(x, name: str = "x", ndim: int | None = None, min_ndim: int = 0) -> np.ndarray:
     """Return ``x`` as a floating-point ndarray, or raise a clear error.
 
@@ -58,6 +103,22 @@ def check_float_array(x, name: str = "x", ndim: int | None = None, min_ndim: int
     return x
 
 
+def check_dout(dout, shape: tuple, who: str) -> np.ndarray:
+    """Return the upstream gradient ``dout`` if it is a float array of the output's ``shape``."""
+    dout = check_float_array(dout, "dout")
+    if dout.shape != tuple(shape):
+        raise ValueError(f"{who}.backward: dout must have the output's shape {tuple(shape)}, got {dout.shape}")
+    return dout
+
+
+def check_dtype(dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype if it is float32 or float64, else ``TypeError``."""
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """Return ``value`` as an ``int`` if it is an integer ``>= minimum``, else raise ``ValueError``.
 
@@ -73,7 +134,9 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     """Return ``rng`` itself if it is a Generator, else ``np.random.default_rng(rng)``.
 
     ``None`` is refused: the book's numbers must be reproducible, so every
-    random draw names its seed or Generator (no hidden global RNG).
+    random draw names its seed or Generator (no hidden global RNG), and two
+    layers never share a silent default seed (two ``Linear(4, 4)`` with the
+    same default would start with identical weights: a symmetry trap).
     """
     if isinstance(rng, np.random.Generator):
         return rng
@@ -84,75 +147,251 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     raise TypeError(f"rng must be an int seed or a np.random.Generator, got {type(rng).__name__}")
 
 
-class Module:
-    """Base class of every layer: ``forward``, ``backward``, ``params``, ``grads``.
+# ---------------------------------------------------------------------------
+# Inference mode
+# ---------------------------------------------------------------------------
+_inference_depth = 0
 
-    Subclasses set ``self.params`` (name -> array) in ``__init__`` and call
-    ``super().__init__()`` first; ``self.grads`` is created to match by
-    :meth:`zero_grad`. ``training`` switches layers whose behaviour differs
-    between training and evaluation (Dropout, BatchNorm, RReLU).
+
+@contextlib.contextmanager
+def inference_mode():
+    """Inside this block, forward passes keep nothing for a backward pass.
+
+    Use it to evaluate or decode (no tape grows, no memory is held); calling
+    ``backward`` for such a forward raises. Independent of ``eval()``.
+    PyTorch's ``torch.inference_mode`` plays the same role.
+    """
+    global _inference_depth
+    _inference_depth += 1
+    try:
+        yield
+    finally:
+        _inference_depth -= 1
+
+
+def is_inference() -> bool:
+    """True inside :func:`inference_mode`."""
+    return _inference_depth > 0
+
+
+def _is_module_collection(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0 and all(isinstance(v, Module) for v in value)
+    if isinstance(value, dict):
+        return len(value) > 0 and all(isinstance(v, Module) for v in value.values())
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Module
+# ---------------------------------------------------------------------------
+class Module:
+    """Base class of every layer and model; see the module docstring for the protocol.
+
+    A subclass calls ``super().__init__()`` first, then declares its own
+    parameters (``self.params = {"W": W, "b": b}``) and buffers (state that
+    is not trained, e.g. BatchNorm's running statistics); child modules are
+    plain attributes. ``forward`` saves what ``backward`` needs with
+    ``self._save(...)``; ``backward`` gets it back with ``self._saved()``.
     """
 
     def __init__(self) -> None:
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
+        self._params: dict[str, np.ndarray] = {}
+        self._grads: dict[str, np.ndarray] = {}
+        self._buffers: dict[str, np.ndarray] = {}
+        self._tape: list[tuple] = []
         self.training = True
 
     # -- the protocol -------------------------------------------------------
-    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def forward(self, *inputs, **options):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def backward(self, *douts):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.forward(x)
+    def __call__(self, *inputs, **options):
+        return self.forward(*inputs, **options)
 
-    # -- helpers ------------------------------------------------------------
-    def zero_grad(self) -> Module:
-        """Set every gradient to zero, creating ``grads`` to match ``params``."""
-        for k, p in self.params.items():
-            g = self.grads.get(k)
-            if g is None or g.shape != p.shape or g.dtype != p.dtype:
-                self.grads[k] = np.zeros_like(p)
-            else:
-                g.fill(0.0)
+    # -- the tape -----------------------------------------------------------
+    def _save(self, *values) -> None:
+        """Push what ``backward`` will need (nothing in inference mode)."""
+        if _inference_depth == 0:
+            self._tape.append(values)
+
+    def _saved(self) -> tuple:
+        """Pop what the matching ``forward`` saved (last in, first out)."""
+        if not self._tape:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward called more often than forward: every backward "
+                "needs its own forward since the last zero_grad(), and forward passes under "
+                "inference_mode() keep nothing"
+            )
+        return self._tape.pop()
+
+    def clear_tape(self) -> Module:
+        """Forget what every forward pass of the tree saved."""
+        for _, m in self.named_modules():
+            m._tape.clear()
         return self
 
-    def _accumulate(self, key: str, value: np.ndarray) -> None:
-        """Add ``value`` to ``grads[key]`` in place (creating it on first use)."""
-        g = self.grads.get(key)
-        if g is None or g.shape != self.params[key].shape:
-            self.grads[key] = np.array(value, dtype=self.params[key].dtype, copy=True)
-        else:
-            g += value
+    def inference(self):
+        """``with model.inference():`` is :func:`inference_mode`."""
+        return inference_mode()
 
-    def train(self) -> Module:
-        self.training = True
+    # -- the tree -----------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Direct children: attributes that are modules, or lists/tuples/dicts of modules."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif _is_module_collection(value):
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                for key, child in items:
+                    yield f"{name}.{key}", child
+
+    def children(self) -> Iterator[Module]:
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = "", _seen: set | None = None) -> Iterator[tuple[str, Module]]:
+        """This module and every module below it, each once (by identity), depth first."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, seen)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def _walk(self, attr: str) -> Iterator[tuple[str, Module, str, np.ndarray]]:
+        """``(dotted name, owner, key, array)`` for every array of ``attr``, each array once."""
+        seen: set[int] = set()
+        for prefix, m in self.named_modules():
+            for key, arr in getattr(m, attr).items():
+                if id(arr) not in seen:
+                    seen.add(id(arr))
+                    yield (f"{prefix}.{key}" if prefix else key), m, key, arr
+
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``(name, array)`` for every parameter of the tree, each array once."""
+        for name, _, _, p in self._walk("_params"):
+            yield name, p
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for name, _, _, b in self._walk("_buffers"):
+            yield name, b
+
+    def parameter_slots(self) -> Iterator[tuple[str, Module, str]]:
+        """``(name, owner, key)`` for every parameter: where it lives, for optimisers."""
+        for name, owner, key, _ in self._walk("_params"):
+            yield name, owner, key
+
+    def _grad(self, key: str) -> np.ndarray:
+        """The gradient array of own parameter ``key``, created (zero) if missing."""
+        p = self._params[key]
+        g = self._grads.get(key)
+        if g is None or g.shape != p.shape or g.dtype != p.dtype:
+            g = self._grads[key] = np.zeros_like(p)
+        return g
+
+    @property
+    def params(self):
+        """Every parameter of the tree by dotted name (read-only view; the arrays are live)."""
+        return MappingProxyType(dict(self.named_parameters()))
+
+    @params.setter
+    def params(self, value: dict) -> None:
+        self._params = dict(value)
+
+    @property
+    def grads(self):
+        """The gradient of every parameter, same names as :attr:`params` (read-only view)."""
+        return MappingProxyType({name: owner._grad(key) for name, owner, key, _ in self._walk("_params")})
+
+    @property
+    def buffers(self):
+        """Every buffer of the tree (state that is saved but not trained), read-only view."""
+        return MappingProxyType(dict(self.named_buffers()))
+
+    @buffers.setter
+    def buffers(self, value: dict) -> None:
+        self._buffers = dict(value)
+
+    # -- what every module can do ------------------------------------------
+    def _accumulate(self, key: str, value: np.ndarray) -> None:
+        """Add ``value`` to the gradient of own parameter ``key`` in place."""
+        self._grad(key)[...] += value
+
+    def zero_grad(self) -> Module:
+        """Set every gradient of the tree to zero and empty every tape."""
+        for m in self.modules():
+            for key in m._params:
+                m._grad(key).fill(0.0)
+            m._tape.clear()
+        return self
+
+    def train(self, mode: bool = True) -> Module:
+        """Training behaviour (Dropout drops, BatchNorm uses batch statistics) for the whole tree."""
+        for m in self.modules():
+            m.training = bool(mode)
         return self
 
     def eval(self) -> Module:
-        self.training = False
-        return self
-
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        for k, p in self.params.items():
-            yield prefix + k, p
+        """Evaluation behaviour for the whole tree (``train(False)``)."""
+        return self.train(False)
 
     def num_parameters(self) -> int:
+        """Number of trainable values, each shared array counted once."""
         return sum(p.size for _, p in self.named_parameters())
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, by dotted name."""
+        state = {name: p.copy() for name, p in self.named_parameters()}
+        state.update({name: b.copy() for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> Module:
+        """Copy ``state`` (from :meth:`state_dict`) into the arrays in place; names and shapes must match."""
+        targets = dict(self.named_parameters())
+        targets.update(self.named_buffers())
+        missing = sorted(set(targets) - set(state))
+        unexpected = sorted(set(state) - set(targets))
+        if missing or unexpected:
+            raise KeyError(f"load_state_dict: missing {missing}, unexpected {unexpected}")
+        for name, arr in targets.items():
+            value = np.asarray(state[name])
+            if value.shape != arr.shape:
+                raise ValueError(f"load_state_dict: {name} has shape {value.shape}, the model {arr.shape}")
+            arr[...] = value
+        return self
+
     def __repr__(self) -> str:
-        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.params.items())
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self._params.items())
         return f"{type(self).__name__}({shapes})"
+
+
+class Parameters(Module):
+    """A module that is only named arrays to optimise, e.g. a point on a loss surface.
+
+    ``Parameters(w=np.zeros(2))``: ``params["w"]`` is the array; write the
+    gradient into ``grads["w"]`` and let an optimiser step. Chapter 3.
+    """
+
+    def __init__(self, **arrays: np.ndarray) -> None:
+        super().__init__()
+        self.params = {k: check_float_array(np.array(v, dtype=float), k).copy() for k, v in arrays.items()}
 
 
 class Sequential(Module):
     """Layers applied one after another; ``backward`` runs them in reverse.
 
-    ``params`` and ``grads`` expose every layer's arrays under ``"i.name"``
-    keys. They are the layers' own arrays (no copies), so an optimiser that
-    updates ``seq.params`` in place updates the layers.
+    A one-input, one-output chain. Its parameters are named ``"i.name"`` after
+    the layer's position; it keeps no copies (they are walked from the
+    layers). The same layer may appear twice: its tape holds both calls.
     """
 
     def __init__(self, *layers: Module) -> None:
@@ -163,8 +402,10 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"layer {i} must be a dlbook Module, got {type(layer).__name__}")
         self.layers = list(layers)
-        self.params = {f"{i}.{k}": p for i, l in enumerate(self.layers) for k, p in l.params.items()}
-        self.zero_grad()
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
@@ -176,24 +417,6 @@ class Sequential(Module):
             dout = layer.backward(dout)
         return dout
 
-    def zero_grad(self) -> Sequential:
-        for layer in self.layers:
-            layer.zero_grad()
-        self.grads = {f"{i}.{k}": g for i, l in enumerate(self.layers) for k, g in l.grads.items()}
-        return self
-
-    def train(self) -> Sequential:
-        self.training = True
-        for layer in self.layers:
-            layer.train()
-        return self
-
-    def eval(self) -> Sequential:
-        self.training = False
-        for layer in self.layers:
-            layer.eval()
-        return self
-
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]
 
@@ -201,10 +424,13 @@ class Sequential(Module):
         return len(self.layers)
 
     def __repr__(self) -> str:
-        inner = "\n".join(f"  ({i}) {l!r}" for i, l in enumerate(self.layers))
+        inner = "\n".join(f"  ({i}) " + repr(l).replace("\n", "\n  ") for i, l in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
 
 
+# ---------------------------------------------------------------------------
+# Gradient checking
+# ---------------------------------------------------------------------------
 def rel_error(a: np.ndarray, b: np.ndarray, floor: float = 1e-8) -> float:
     """Largest elementwise relative error ``|a-b| / max(|a|+|b|, floor)``."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -236,63 +462,148 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
     return grad
 
 
-def gradcheck(
-    module: Module,
-    x: np.ndarray,
-    dout: np.ndarray | None = None,
-    eps: float = 1e-6,
-    rng: np.random.Generator | int | None = 0,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    forward: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> dict[str, float]:
-    """Check ``module.backward`` (input and every parameter) by central differences.
+def _is_float(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype.kind == "f"
 
-    The scalar tested is ``sum(forward(x) * dout)`` with a random upstream
-    gradient ``dout`` (seeded), so every output element is weighted
-    differently. Runs in float64; ``x`` and the parameters must be float64.
-    ``forward`` replaces ``module.forward`` when the forward pass needs a fixed
-    random state (e.g. RReLU in training re-seeded on every call).
 
-    Returns the relative errors ``{"x": ..., "W": ..., ...}``; raises
-    ``AssertionError`` naming the first gradient that fails
-    ``|analytic - numeric| <= atol + rtol * |numeric|``.
-    """
-    x = check_float_array(x)
-    if x.dtype != np.float64:
-        raise TypeError("gradcheck needs float64 input (finite differences lose float32 precision)")
-    for k, p in module.params.items():
-        if p.dtype != np.float64:
-            raise TypeError(f"gradcheck needs float64 parameters; {k} is {p.dtype}")
-    fwd = forward or module.forward
-    x = x.copy()
-    out = fwd(x)
-    if dout is None:
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        dout = gen.standard_normal(out.shape)
-    module.zero_grad()
-    fwd(x)
-    analytic = {"x": module.backward(dout.copy())}
-    analytic.update({k: g.copy() for k, g in module.grads.items()})
-
-    def loss() -> float:
-        return float(np.sum(fwd(x) * dout))
-
-    numeric = {"x": numerical_gradient(loss, x, eps)}
-    for k, p in module.params.items():
-        numeric[k] = numerical_gradient(loss, p, eps)
-
+def _compare(who: str, analytic: dict, numeric: dict, rtol: float, atol: float) -> dict[str, float]:
     errors = {}
     for k, num in numeric.items():
-        ana = analytic[k]
+        ana = analytic.get(k)
+        if ana is None:
+            raise AssertionError(f"{who}: no gradient returned for {k}")
+        ana = np.asarray(ana)
         if ana.shape != num.shape:
-            raise AssertionError(f"gradient of {k}: shape {ana.shape}, expected {num.shape}")
+            raise AssertionError(f"{who}: gradient of {k} has shape {ana.shape}, expected {num.shape}")
         errors[k] = rel_error(ana, num)
         bad = np.abs(ana - num) > atol + rtol * np.abs(num)
         if np.any(bad):
             i = tuple(int(j) for j in np.argwhere(bad)[0])
             raise AssertionError(
-                f"{type(module).__name__}: gradient of {k} wrong at {i}: "
+                f"{who}: gradient of {k} wrong at {i}: "
                 f"analytic {ana[i]:.10g}, numeric {num[i]:.10g} (rel. error {errors[k]:.2e})"
             )
     return errors
+
+
+def _input_names(inputs: tuple) -> list[str]:
+    return ["x"] if len(inputs) == 1 else [f"x{i}" for i in range(len(inputs))]
+
+
+def gradcheck(
+    module: Module,
+    *inputs: np.ndarray,
+    douts=None,
+    options: dict | None = None,
+    eps: float = 1e-6,
+    rng: np.random.Generator | int = 0,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    forward: Callable | None = None,
+) -> dict[str, float]:
+    """Check ``module.backward`` for every float input and every parameter by central differences.
+
+    The scalar tested is :math:`\\sum_k \\langle \\text{out}_k, \\delta_k \\rangle`
+    over the float outputs, with random upstream gradients :math:`\\delta_k`
+    (seeded), so every output element is weighted differently. ``options``
+    are passed to ``forward`` as keywords (masks, states); integer inputs
+    (token ids) are passed through and must get ``None`` as their gradient.
+    Runs in float64: float inputs and parameters must be float64. ``forward``
+    replaces ``module.forward`` when the forward pass needs a fixed random
+    state (e.g. RReLU in training, re-seeded on every call).
+
+    Returns the relative errors by name (``"x"`` for one input, ``"x0"``,
+    ``"x1"``, ... for several, and the dotted parameter names); raises
+    ``AssertionError`` naming the first gradient that fails
+    ``|analytic - numeric| <= atol + rtol * |numeric|``.
+    """
+    if not inputs:
+        raise TypeError("gradcheck needs at least one input")
+    inputs = tuple(x.copy() if isinstance(x, np.ndarray) else x for x in inputs)
+    for name, x in zip(_input_names(inputs), inputs, strict=True):
+        if _is_float(x) and x.dtype != np.float64:
+            raise TypeError(f"gradcheck needs float64 input (finite differences lose float32 precision); {name} is {x.dtype}")
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"gradcheck inputs must be NumPy arrays; {name} is {type(x).__name__}")
+    params = dict(module.named_parameters())
+    for k, p in params.items():
+        if p.dtype != np.float64:
+            raise TypeError(f"gradcheck needs float64 parameters; {k} is {p.dtype}")
+    options = dict(options or {})
+    fwd = forward or module.forward
+
+    def outputs() -> tuple:
+        out = fwd(*inputs, **options)
+        return out if isinstance(out, tuple) else (out,)
+
+    with inference_mode():
+        outs = outputs()
+    if douts is None:
+        gen = as_generator(rng)
+        douts = tuple(gen.standard_normal(o.shape) if _is_float(o) else None for o in outs)
+    elif not isinstance(douts, tuple):
+        douts = (douts,)
+    if len(douts) != len(outs):
+        raise ValueError(f"gradcheck: {len(outs)} outputs but {len(douts)} upstream gradients")
+
+    module.zero_grad()
+    outputs()
+    dins = module.backward(*(d.copy() if d is not None else None for d in douts))
+    if len(inputs) == 1:
+        dins = (dins,)
+    elif not isinstance(dins, tuple) or len(dins) != len(inputs):
+        raise AssertionError(f"{type(module).__name__}.backward must return a tuple of {len(inputs)} gradients")
+    names = _input_names(inputs)
+    analytic = {}
+    for name, x, d in zip(names, inputs, dins, strict=True):
+        if _is_float(x):
+            analytic[name] = d
+        elif d is not None:
+            raise AssertionError(f"{type(module).__name__}: integer input {name} must get None as its gradient")
+    analytic.update({name: g.copy() for name, g in module.grads.items()})
+
+    def loss() -> float:
+        with inference_mode():
+            return float(sum(np.sum(o * d) for o, d in zip(outputs(), douts, strict=True) if d is not None))
+
+    numeric = {name: numerical_gradient(loss, x, eps) for name, x in zip(names, inputs, strict=True) if _is_float(x)}
+    for k, p in params.items():
+        numeric[k] = numerical_gradient(loss, p, eps)
+    return _compare(type(module).__name__, analytic, numeric, rtol, atol)
+
+
+def gradcheck_fn(
+    f: Callable,
+    *inputs: np.ndarray,
+    eps: float = 1e-6,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    **kwargs,
+) -> dict[str, float]:
+    """Check a function that returns its value and its gradient, e.g. a loss.
+
+    ``f(*inputs, **kwargs)`` must return ``(value, grad)``: a scalar value and
+    the gradient with respect to the float inputs (an array when there is one
+    float input, else a tuple with one entry per float input). Integer inputs
+    (class labels) are passed through. Float inputs must be float64.
+    """
+    inputs = tuple(x.copy() if isinstance(x, np.ndarray) else x for x in inputs)
+    names = _input_names(inputs)
+    floats = [n for n, x in zip(names, inputs, strict=True) if _is_float(x)]
+    for n, x in zip(names, inputs, strict=True):
+        if _is_float(x) and x.dtype != np.float64:
+            raise TypeError(f"gradcheck_fn needs float64 input; {n} is {x.dtype}")
+    if not floats:
+        raise TypeError("gradcheck_fn needs at least one float input")
+    _, grads = f(*inputs, **kwargs)
+    if len(floats) == 1:
+        grads = (grads,)
+    if len(grads) != len(floats):
+        raise AssertionError(f"f returned {len(grads)} gradients for {len(floats)} float inputs")
+    analytic = dict(zip(floats, grads, strict=True))
+
+    def value() -> float:
+        return float(f(*inputs, **kwargs)[0])
+
+    numeric = {n: numerical_gradient(value, x, eps) for n, x in zip(names, inputs, strict=True) if _is_float(x)}
+    return _compare(getattr(f, "__name__", "f"), analytic, numeric, rtol, atol)
