@@ -1,4 +1,10 @@
-"""The layer protocol, gradcheck, Linear, losses, SGD, data, probes and models."""
+"""The module protocol (version 2): tape, tree, sharing, state, inference mode, gradcheck.
+
+Each behaviour here failed on the version-1 core (one cache slot per module,
+containers that copied their children's dicts, no buffers in the tree): a
+module used twice gave a wrong gradient and moved twice per SGD step, and
+EarlyStopping could not restore BatchNorm's statistics.
+"""
 
 import numpy as np
 import pytest
@@ -16,12 +22,70 @@ class Square(Module):
         self.factor = factor
 
     def forward(self, x):
-        self.x = x
+        self._save(x)
         return x * x
 
     def backward(self, dout):
-        return self.factor * self.x * dout
+        (x,) = self._saved()
+        return self.factor * x * dout
 
+
+class Bilinear(Module):
+    """A two-input, two-output module: (a, b) -> (a * b * w, a + w), float parameter w."""
+
+    def __init__(self):
+        super().__init__()
+        self.params = {"w": np.array([0.7, -1.3])}
+
+    def forward(self, a, b, scale=1.0):
+        w = self._params["w"]
+        self._save(a, b, scale)
+        return scale * a * b * w, a + w
+
+    def backward(self, dprod, dsum):
+        a, b, scale = self._saved()
+        w = self._params["w"]
+        self._accumulate("w", (scale * dprod * a * b + dsum).sum(axis=0))
+        return scale * dprod * b * w + dsum, scale * dprod * a * w
+
+
+class Lookup(Module):
+    """Rows of a table by integer index: an integer input gets no gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.params = {"E": np.random.default_rng(0).standard_normal((5, 3))}
+
+    def forward(self, ids, x):
+        self._save(ids, x)
+        return self._params["E"][ids] * x
+
+    def backward(self, dout):
+        ids, x = self._saved()
+        dE = np.zeros_like(self._params["E"])
+        np.add.at(dE, ids, dout * x)
+        self._accumulate("E", dE)
+        return None, dout * self._params["E"][ids]
+
+
+class TiedHead(Module):
+    """An output layer that shares an embedding's table: it holds the owner, not the array."""
+
+    def __init__(self, embedding: Lookup):
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, h):
+        self._save(h)
+        return h @ self.embedding._params["E"].T
+
+    def backward(self, dout):
+        (h,) = self._saved()
+        self.embedding._accumulate("E", dout.T @ h)
+        return dout @ self.embedding._params["E"]
+
+
+# -- gradcheck ---------------------------------------------------------------------
 
 def test_gradcheck_passes_a_correct_backward():
     errors = dl.gradcheck(Square(2.0), np.random.default_rng(0).standard_normal((3, 4)))
@@ -38,6 +102,44 @@ def test_gradcheck_refuses_float32():
         dl.gradcheck(Square(), np.ones((2, 2), dtype=np.float32))
 
 
+def test_gradcheck_several_inputs_outputs_and_options():
+    gen = np.random.default_rng(1)
+    a, b = gen.standard_normal((4, 2)), gen.standard_normal((4, 2))
+    errors = dl.gradcheck(Bilinear(), a, b, options={"scale": 3.0})
+    assert set(errors) == {"x0", "x1", "w"}
+
+
+def test_gradcheck_catches_a_wrong_second_input_gradient():
+    class Wrong(Bilinear):
+        def backward(self, dprod, dsum):
+            da, db = super().backward(dprod, dsum)
+            return da, 1.01 * db
+
+    gen = np.random.default_rng(1)
+    with pytest.raises(AssertionError, match="gradient of x1 wrong"):
+        dl.gradcheck(Wrong(), gen.standard_normal((4, 2)), gen.standard_normal((4, 2)))
+
+
+def test_gradcheck_passes_integer_inputs_through():
+    ids = np.array([0, 3, 3, 1])
+    x = np.random.default_rng(2).standard_normal((4, 3))
+    assert set(dl.gradcheck(Lookup(), ids, x)) == {"x1", "E"}
+
+
+def test_gradcheck_fn_checks_a_loss():
+    gen = np.random.default_rng(3)
+    z, y = gen.standard_normal((6, 4)), gen.integers(0, 4, 6)
+    errors = dl.core.gradcheck_fn(dl.losses.softmax_cross_entropy, z, y)
+    assert set(errors) == {"x0"}
+
+    def wrong(z, y):
+        loss, dz = dl.losses.softmax_cross_entropy(z, y)
+        return loss, 2 * dz
+
+    with pytest.raises(AssertionError, match="gradient of x0 wrong"):
+        dl.core.gradcheck_fn(wrong, z, y)
+
+
 def test_numerical_gradient_of_a_quadratic_form():
     a = np.random.default_rng(1).standard_normal((4, 4))
     x = np.random.default_rng(2).standard_normal(4)
@@ -52,30 +154,154 @@ def test_rel_error_has_a_floor_and_checks_shapes():
         dl.rel_error(np.zeros(2), np.zeros(3))
 
 
-def test_linear_gradcheck_and_accumulation():
-    layer = dl.layers.Linear(5, 3, rng=0)
-    x = np.random.default_rng(1).standard_normal((4, 5))
-    errors = dl.gradcheck(layer, x)
-    assert set(errors) == {"x", "W", "b"}
-    layer.zero_grad()
-    dout = np.ones((4, 3))
-    layer(x)
-    layer.backward(dout)
-    once = layer.grads["W"].copy()
-    layer(x)
-    layer.backward(dout)
-    np.testing.assert_allclose(layer.grads["W"], 2 * once)
-    layer.zero_grad()
-    assert not layer.grads["W"].any()
+# -- the tape ----------------------------------------------------------------------
+
+def test_tape_is_last_in_first_out():
+    sq = Square()
+    x1, x2 = np.array([1.0, 2.0]), np.array([3.0, 5.0])
+    sq(x1)
+    sq(x2)
+    np.testing.assert_array_equal(sq.backward(np.ones(2)), 2 * x2)
+    np.testing.assert_array_equal(sq.backward(np.ones(2)), 2 * x1)
+    with pytest.raises(RuntimeError, match="Square.backward called more often than forward"):
+        sq.backward(np.ones(2))
 
 
-def test_sequential_exposes_the_layers_arrays():
-    net = dl.Sequential(dl.layers.Linear(3, 4, rng=0), dl.activations.Activation("tanh"),
-                        dl.layers.Linear(4, 2, rng=1))
-    assert net.params["0.W"] is net[0].params["W"]
-    assert set(net.grads) == set(net.params) == {"0.W", "0.b", "2.W", "2.b"}
-    dl.gradcheck(net, np.random.default_rng(2).standard_normal((6, 3)))
-    assert net.grads["2.W"] is net[2].grads["W"]
+def test_one_module_applied_at_every_step_like_an_rnn_cell():
+    """h_t = tanh(h_{t-1} W + x_t): one Linear and one Activation reused T times."""
+    gen = np.random.default_rng(4)
+    lin = dl.layers.Linear(3, 3, bias=False, rng=5)
+    act = dl.activations.Activation("tanh")
+
+    class Unrolled(Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.act = lin, act
+
+        def forward(self, xs):
+            h = np.zeros(xs.shape[1:])
+            for x in xs:
+                h = self.act(self.lin(h) + x)
+            return h
+
+        def backward(self, dh):
+            dxs = []
+            for _ in range(4):
+                dz = self.act.backward(dh)
+                dxs.append(dz)
+                dh = self.lin.backward(dz)
+            return np.stack(dxs[::-1])
+
+    assert set(dl.gradcheck(Unrolled(), gen.standard_normal((4, 2, 3)))) == {"x", "lin.W"}
+
+
+def test_zero_grad_empties_the_tapes():
+    net = dl.Sequential(Square(), Square())
+    net(np.ones(2))
+    net(np.ones(2))
+    assert len(net[0]._tape) == 2
+    net.zero_grad()
+    assert not net[0]._tape
+    with pytest.raises(RuntimeError, match="more often than forward"):
+        net.backward(np.ones(2))
+
+
+def test_inference_mode_is_separate_from_eval():
+    sq = Square()
+    with dl.core.inference_mode():
+        assert dl.core.is_inference()
+        sq(np.ones(2))
+    assert not dl.core.is_inference() and not sq._tape
+    sq.eval()
+    sq(np.ones(2))  # eval() alone still records: gradcheck runs in eval mode
+    assert len(sq._tape) == 1
+
+
+# -- the tree, sharing, state ----------------------------------------------------------
+
+def test_shared_linear_in_a_sequential():
+    """The review's demonstration on the version-1 core: wrong gradient, double step, double count."""
+    lin = dl.layers.Linear(4, 4, rng=0)
+    net = dl.Sequential(lin, dl.activations.Activation("tanh"), lin)
+    assert net.num_parameters() == 20
+    assert list(net.params) == ["0.W", "0.b"]
+    dl.gradcheck(net, np.random.default_rng(1).standard_normal((3, 4)))
+    before = lin.params["W"].copy()
+    opt = dl.optim.SGD(net, lr=0.1)
+    grad = net.grads["0.W"].copy()
+    opt.step()
+    np.testing.assert_allclose(lin.params["W"], before - 0.1 * grad)
+
+
+def test_parameters_are_walked_not_copied():
+    lin = dl.layers.Linear(3, 2, rng=0)
+    net = dl.Sequential(lin, dl.layers.Linear(2, 2, rng=1))
+    assert net.params["0.W"] is lin.params["W"]
+    assert net.grads["1.b"] is net[1].grads["b"]
+    with pytest.raises(TypeError):
+        net.params["0.W"] = np.zeros((3, 2))  # a read-only view: write into the array instead
+
+
+def test_nested_names_and_dict_and_list_children():
+    class Block(Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = [dl.layers.Linear(2, 2, rng=0), dl.layers.Linear(2, 2, rng=1)]
+            self.norms = {"pre": dl.layers.LayerNorm(2)}
+            self.params = {"scale": np.ones(2)}
+
+    names = list(Block().params)
+    assert names == ["scale", "heads.0.W", "heads.0.b", "heads.1.W", "heads.1.b",
+                     "norms.pre.gamma", "norms.pre.beta"]
+
+
+def test_tied_embedding_accumulates_into_its_owner():
+    emb = Lookup()
+    head = TiedHead(emb)
+
+    class Model(Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.head = emb, head
+
+        def forward(self, ids, x):
+            return self.head(self.emb(ids, x))
+
+        def backward(self, dout):
+            return self.emb.backward(self.head.backward(dout))
+
+    model = Model()
+    assert list(model.params) == ["emb.E"] and model.num_parameters() == 15
+    errors = dl.gradcheck(model, np.array([1, 4, 4]), np.random.default_rng(6).standard_normal((3, 3)))
+    assert set(errors) == {"x1", "emb.E"}
+
+
+def test_train_and_eval_reach_every_module():
+    net = dl.models.mlp([3, 4, 2], rng=0, dropout=0.5, norm="batch")
+    net.eval()
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+
+
+def test_state_dict_holds_parameters_and_buffers():
+    net = dl.models.mlp([3, 4, 2], rng=0, norm="batch")
+    net(np.random.default_rng(0).standard_normal((8, 3)))
+    state = net.state_dict()
+    assert {"1.running_mean", "1.running_var", "0.W", "1.gamma"} <= set(state)
+    assert state["1.running_mean"] is not net[1].buffers["running_mean"]  # a copy
+    net(np.random.default_rng(1).standard_normal((8, 3)) + 5)
+    net.load_state_dict(state)
+    np.testing.assert_array_equal(net[1].buffers["running_mean"], state["1.running_mean"])
+    with pytest.raises(KeyError, match="unexpected"):
+        net.load_state_dict({**state, "9.W": np.zeros(1)})
+
+
+def test_parameters_module_and_its_gradient():
+    point = dl.core.Parameters(w=[1.0, 2.0])
+    point.grads["w"][...] = [0.5, -1.0]
+    dl.optim.SGD(point, lr=0.1).step()
+    np.testing.assert_allclose(point.params["w"], [0.95, 2.1])
 
 
 def test_sequential_refuses_non_modules():
@@ -83,194 +309,22 @@ def test_sequential_refuses_non_modules():
         dl.Sequential(dl.layers.Linear(2, 2, rng=0), np.tanh)
 
 
-def test_linear_bad_input():
-    layer = dl.layers.Linear(3, 2, rng=0)
-    with pytest.raises(ValueError, match="expected 3 input features"):
-        layer(np.ones((2, 4)))
-    with pytest.raises(TypeError, match="dtype float32 or float64"):
-        layer(np.ones((2, 3), dtype=np.int64))
-    with pytest.raises(ValueError, match="2-D"):
-        layer(np.ones(3))
-    with pytest.raises(ValueError, match="positive integer"):
-        dl.layers.Linear(0, 2, rng=0)
-    with pytest.raises(ValueError, match="seed"):
-        dl.layers.Linear(2, 2, rng=None)
-    with pytest.raises(ValueError, match="unknown init"):
-        dl.layers.Linear(2, 2, rng=0, init="orthogonal")
+def test_sequential_does_not_touch_existing_gradients():
+    lin = dl.layers.Linear(2, 2, rng=0)
+    lin.grads["W"][...] = 1.0
+    dl.Sequential(lin)
+    assert np.all(lin.grads["W"] == 1.0)
 
 
-def test_linear_keeps_float32():
-    layer = dl.layers.Linear(3, 2, rng=0, dtype=np.float32)
-    y = layer(np.ones((2, 3), dtype=np.float32))
-    assert y.dtype == np.float32
-    assert layer.backward(np.ones_like(y)).dtype == np.float32
-
-
-@pytest.mark.parametrize("method,var", [("lecun", 1 / 400), ("xavier", 2 / 500), ("he", 2 / 400),
-                                        ("uniform", 1 / (3 * 400))])
-def test_init_variances(method, var):
-    w = dl.layers.init_weight(400, 100, np.random.default_rng(0), method)
-    assert w.shape == (400, 100)
-    assert w.var() == pytest.approx(var, rel=0.03)
-    assert abs(w.mean()) < 0.01 * np.sqrt(var) * 10
-
-
-# -- losses -------------------------------------------------------------------
-
-def test_softmax_cross_entropy_value_and_gradient():
-    gen = np.random.default_rng(0)
-    z = gen.standard_normal((6, 4))
-    y = gen.integers(0, 4, 6)
-    loss, dz = dl.losses.softmax_cross_entropy(z, y)
-    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(6), y])), rel=1e-12)
-    num = numerical_gradient(lambda: dl.losses.softmax_cross_entropy(z, y)[0], z)
-    np.testing.assert_allclose(dz, num, rtol=1e-6, atol=1e-9)
-
-
-def test_softmax_cross_entropy_is_stable_for_huge_logits():
-    z = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]])
-    loss, dz = dl.losses.softmax_cross_entropy(z, np.array([2, 1]))
-    assert np.isfinite(loss) and loss == pytest.approx(1e4, rel=1e-12)
-    assert np.all(np.isfinite(dz))
-
-
-def test_binary_cross_entropy_value_gradient_and_stability():
-    gen = np.random.default_rng(1)
-    z = gen.standard_normal(7) * 3
-    t = (gen.random(7) > 0.5).astype(float)
-    loss, dz = dl.losses.binary_cross_entropy(z, t)
-    s = 1 / (1 + np.exp(-z))
-    assert loss == pytest.approx(-np.mean(t * np.log(s) + (1 - t) * np.log(1 - s)), rel=1e-12)
-    np.testing.assert_allclose(dz, numerical_gradient(lambda: dl.losses.binary_cross_entropy(z, t)[0], z),
-                               rtol=1e-6, atol=1e-10)
-    big, dbig = dl.losses.binary_cross_entropy(np.array([1e4, -1e4]), np.array([0.0, 1.0]))
-    assert big == pytest.approx(1e4) and np.all(np.isfinite(dbig))
-
-
-def test_mse_gradient():
-    p, t = np.random.default_rng(2).standard_normal((2, 3, 4))
-    loss, dp = dl.losses.mse(p, t)
-    assert loss == pytest.approx(np.mean((p - t) ** 2))
-    np.testing.assert_allclose(dp, numerical_gradient(lambda: dl.losses.mse(p, t)[0], p), rtol=1e-6)
-
-
-def test_loss_bad_input():
-    z = np.zeros((3, 4))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\]"):
-        dl.losses.softmax_cross_entropy(z, np.array([0, 1, 4]))
-    with pytest.raises(ValueError, match=r"shape \(3,\)"):
-        dl.losses.softmax_cross_entropy(z, np.array([0, 1]))
-    with pytest.raises(TypeError, match="integers"):
-        dl.losses.softmax_cross_entropy(z, np.array([0.0, 1.0, 2.0]))
-    with pytest.raises(ValueError, match="shapes differ"):
-        dl.losses.mse(np.zeros(3), np.zeros(4))
-
-
-def test_losses_against_torch():
-    torch = pytest.importorskip("torch", reason="PyTorch not installed: reference comparison skipped")
-    gen = np.random.default_rng(3)
-    z = gen.standard_normal((8, 5))
-    y = gen.integers(0, 5, 8)
-    zt = torch.tensor(z, requires_grad=True)
-    ref = torch.nn.functional.cross_entropy(zt, torch.tensor(y))
-    ref.backward()
-    loss, dz = dl.losses.softmax_cross_entropy(z, y)
-    assert loss == pytest.approx(ref.item(), abs=1e-12)
-    np.testing.assert_allclose(dz, zt.grad.numpy(), atol=1e-12)
-    t = (gen.random((8, 5)) > 0.5).astype(float)
-    zt.grad = None
-    ref = torch.nn.functional.binary_cross_entropy_with_logits(zt, torch.tensor(t))
-    ref.backward()
-    loss, dz = dl.losses.binary_cross_entropy(z, t)
-    assert loss == pytest.approx(ref.item(), abs=1e-12)
-    np.testing.assert_allclose(dz, zt.grad.numpy(), atol=1e-12)
-
-
-# -- SGD, models, data, probes ----------------------------------------------------
-
-def test_sgd_step_and_descent():
-    net = dl.models.mlp([2, 8, 1], "tanh", rng=0)
-    x = np.random.default_rng(1).standard_normal((32, 2))
-    y = np.sin(x[:, :1])
-    opt = dl.optim.SGD(net, lr=0.1)
-    w_before = net.params["0.W"].copy()
-    opt.zero_grad()
-    loss0, d = dl.losses.mse(net(x), y)
-    net.backward(d)
-    expected = w_before - 0.1 * net.grads["0.W"]
-    opt.step()
-    np.testing.assert_allclose(net[0].params["W"], expected)
-    for _ in range(200):
-        opt.zero_grad()
-        loss, d = dl.losses.mse(net(x), y)
-        net.backward(d)
-        opt.step()
-    assert loss < loss0 / 5
-    with pytest.raises(ValueError, match="lr must be positive"):
-        dl.optim.SGD(net, lr=0)
-
-
-def test_mlp_shapes_and_seed():
-    a = dl.models.mlp([3, 5, 2], "relu", rng=7)
-    b = dl.models.mlp([3, 5, 2], "gelu", rng=7)
-    assert [type(l).__name__ for l in a.layers] == ["Linear", "Activation", "Linear"]
-    np.testing.assert_array_equal(a.params["0.W"], b.params["0.W"])
-    with pytest.raises(ValueError, match="at least"):
-        dl.models.mlp([3])
-
-
-@pytest.mark.parametrize("maker", [dl.data.spirals, dl.data.moons, dl.data.circles])
-def test_data_sets_are_deterministic(maker):
-    X1, y1 = maker(rng=3)
-    X2, y2 = maker(rng=3)
-    X3, _ = maker(rng=4)
-    np.testing.assert_array_equal(X1, X2)
-    np.testing.assert_array_equal(y1, y2)
-    assert not np.array_equal(X1, X3)
-    assert X1.shape == (len(y1), 2) and y1.dtype == np.int64
-
-
-def test_split_is_a_seeded_partition():
-    X = np.arange(100.0)[:, None]
-    y = np.arange(100)
-    parts = dl.data.split(X, y, (0.6, 0.2, 0.2), rng=0)
-    assert [len(p[1]) for p in parts] == [60, 20, 20]
-    assert sorted(np.concatenate([p[1] for p in parts])) == list(range(100))
-    again = dl.data.split(X, y, (0.6, 0.2, 0.2), rng=0)
-    np.testing.assert_array_equal(parts[0][1], again[0][1])
-    with pytest.raises(ValueError, match="sum to 1"):
-        dl.data.split(X, y, (0.5, 0.2))
-    with pytest.raises(ValueError, match="lengths differ"):
-        dl.data.split(X, y[:5])
-
-
-def test_dead_fraction_and_probes():
-    z = np.array([[-1.0, 2.0, -3.0], [-0.5, -1.0, -2.0]])
-    assert dl.probes.dead_fraction(z) == pytest.approx(2 / 3)
-    net = dl.models.mlp([4, 4, 4, 4], "identity", rng=0)
-    x = np.random.default_rng(0).standard_normal((10, 4))
-    outs = dl.probes.layer_outputs(net, x)
-    np.testing.assert_allclose(outs[-1], net(x))
-    stats = dl.probes.forward_stats(net, x)
-    assert stats["mean"].shape == (5,)
-    assert stats["var"][-1] == pytest.approx(outs[-1].var())
-    norms = dl.probes.input_grad_norms(net, x, rng=1)
-    assert norms.shape == (5,) and np.all(norms > 0)
-    assert not net.grads["0.W"].any()  # zeroed afterwards
-
-
-def test_grad_norms_vanish_through_sigmoid_stack():
-    x = np.random.default_rng(0).standard_normal((64, 32))
-    net = dl.models.mlp([32] * 11, "sigmoid", init="xavier", rng=0)
-    norms = dl.probes.input_grad_norms(net, x, rng=0, every=dl.activations.Activation)
-    assert norms[0] < 1e-3 * norms[-1]
-
+# -- checks ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make", [
     lambda rng: dl.layers.Linear(2, 2, rng=rng),
+    lambda rng: dl.layers.Dropout(0.5, rng=rng),
+    lambda rng: dl.conv.Conv2d(1, 1, 3, rng=rng),
     lambda rng: dl.activations.RReLU(rng=rng),
     lambda rng: dl.activations.GLU(2, 2, rng=rng),
+    lambda rng: dl.models.mlp([2, 2], rng=rng),
     lambda rng: dl.data.spirals(rng=rng),
 ])
 def test_every_random_draw_names_its_seed(make):
@@ -279,6 +333,19 @@ def test_every_random_draw_names_its_seed(make):
     with pytest.raises(TypeError, match="int seed or a np.random.Generator"):
         make(1.5)
     make(np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: dl.layers.Linear(4, 4),
+    lambda: dl.layers.Dropout(0.5),
+    lambda: dl.conv.Conv2d(1, 1, 3),
+    lambda: dl.activations.Maxout(2, 2),
+    lambda: dl.activations.SwiGLU(2, 2),
+])
+def test_random_layers_have_no_default_seed(make):
+    """Two Linear(4, 4) with a default seed started identical: a silent symmetry trap."""
+    with pytest.raises((TypeError, ValueError)):
+        make()
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "3", None])
@@ -292,3 +359,10 @@ def test_check_positive_int_minimum():
     assert type(core.check_positive_int(np.int64(3), "n")) is int
     with pytest.raises(ValueError, match="n must be an integer >= 3, got 2"):
         core.check_positive_int(2, "n", minimum=3)
+
+
+def test_check_dout_and_dtype():
+    with pytest.raises(ValueError, match=r"Foo.backward: dout must have the output's shape \(2, 3\)"):
+        core.check_dout(np.zeros((3, 2)), (2, 3), "Foo")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        core.check_dtype(np.int32)

@@ -128,9 +128,9 @@ def test_batches_check_arguments_when_called():
         data.batches(X, y, 0, rng=0)
     with pytest.raises(ValueError, match="no hidden global RNG"):
         data.batches(X, y, 4)  # shuffling needs a seed
-    with pytest.raises(ValueError, match=r"same number of rows, got shapes \(10, 2\) and \(9,\)"):
+    with pytest.raises(ValueError, match=r"same number of rows, got shapes \(10, 2\), \(9,\)"):
         data.batches(X, y[:9], 4, rng=0)
-    with pytest.raises(TypeError, match="NumPy arrays"):
+    with pytest.raises(TypeError, match="must be a NumPy array"):
         data.batches(X.tolist(), y, 4, rng=0)
     with pytest.raises(TypeError, match="int seed or a np.random.Generator"):
         data.batches(X, y, 4, rng=1.5)
@@ -156,3 +156,44 @@ def test_digits_train_an_mlp_end_to_end():
     h = train.fit(net, dl.losses.softmax_cross_entropy, dl.optim.Adam(net, 0.01), Xt, yt,
                      epochs=8, batch_size=64, rng=0, val=(Xv, yv), progress=False)
     assert h.val_accuracy[-1] > 0.93
+
+
+@pytest.mark.parametrize("maker", [dl.data.spirals, dl.data.moons, dl.data.circles])
+def test_data_sets_are_deterministic(maker):
+    X1, y1 = maker(rng=3)
+    X2, y2 = maker(rng=3)
+    X3, _ = maker(rng=4)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(X1, X3)
+    assert X1.shape == (len(y1), 2) and y1.dtype == np.int64
+
+
+def test_split_is_a_seeded_partition():
+    X = np.arange(100.0)[:, None]
+    y = np.arange(100)
+    parts = dl.data.split(X, y, (0.6, 0.2, 0.2), rng=0)
+    assert [len(p[1]) for p in parts] == [60, 20, 20]
+    assert sorted(np.concatenate([p[1] for p in parts])) == list(range(100))
+    again = dl.data.split(X, y, (0.6, 0.2, 0.2), rng=0)
+    np.testing.assert_array_equal(parts[0][1], again[0][1])
+    with pytest.raises(ValueError, match="sum to 1"):
+        dl.data.split(X, y, (0.5, 0.2))
+    with pytest.raises(ValueError, match="lengths differ"):
+        dl.data.split(X, y[:5])
+
+
+def test_batches_of_a_tuple_move_in_lockstep():
+    src = np.arange(12.0)[:, None] * np.ones((1, 3))
+    tgt_in, tgt_out = np.arange(12)[:, None] * 10, np.arange(12)
+    epoch = list(data.batches((src, tgt_in, tgt_out), 5, rng=0))
+    assert [len(b) for b in epoch] == [3, 3, 3] and [len(b[2]) for b in epoch] == [5, 5, 2]
+    for a, b, c in epoch:
+        np.testing.assert_array_equal(a[:, 0], c)
+        np.testing.assert_array_equal(b[:, 0], 10 * c)
+    pairs = list(data.batches(src, tgt_out, 5, rng=0))  # the (X, y) form draws the same order
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in pairs]), np.concatenate([b[2] for b in epoch]))
+    with pytest.raises(ValueError, match="same number of rows"):
+        data.batches((src, tgt_out[:5]), 4, rng=0)
+    with pytest.raises(ValueError, match="at least two arrays"):
+        data.batches((src,), 4, rng=0)

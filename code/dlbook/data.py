@@ -19,7 +19,7 @@ import numpy as np
 
 from .core import as_generator, check_positive_int
 
-__all__ = ["spirals", "moons", "circles", "digits", "split", "batches", "num_batches"]
+__all__ = ["spirals", "moons", "circles", "digits", "split", "as_arrays", "batches", "num_batches"]
 
 
 def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, rng=0):
@@ -134,48 +134,86 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
+def as_arrays(X, y: np.ndarray | None = None, name: str = "data") -> tuple[np.ndarray, ...]:
+    """The data as a tuple of arrays with the same first axis: ``(X, y)`` or ``X`` itself if a tuple.
+
+    ``as_arrays(X, y)`` gives ``(X, y)``; ``as_arrays((src, tgt_in, tgt_out))``
+    gives the tuple. Every entry must be a NumPy array with at least one axis,
+    all of the same length and not empty; otherwise ``TypeError`` or
+    ``ValueError`` naming the shapes.
+    """
+    if y is None:
+        if not isinstance(X, tuple):
+            raise TypeError(f"{name}: pass X and y, or one tuple of arrays (inputs..., target)")
+        arrays = tuple(X)
+    else:
+        if isinstance(X, tuple):
+            raise TypeError(f"{name}: pass either X and y or one tuple of arrays, not both")
+        arrays = (X, y)
+    if len(arrays) < 2:
+        raise ValueError(f"{name}: needs at least two arrays (inputs..., target), got {len(arrays)}")
+    for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: array {i} must be a NumPy array, got {type(a).__name__}")
+        if a.ndim < 1:
+            raise ValueError(f"{name}: array {i} must have a first (sample) axis, got shape {a.shape}")
+    lengths = {len(a) for a in arrays}
+    if len(lengths) != 1:
+        shapes = ", ".join(str(a.shape) for a in arrays)
+        raise ValueError(f"{name}: the arrays must have the same number of rows, got shapes {shapes}")
+    if len(arrays[0]) == 0:
+        raise ValueError(f"{name}: the arrays are empty (shape {arrays[0].shape})")
+    return arrays
+
+
 def batches(
-    X: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
+    *args,
     rng: np.random.Generator | int | None = None,
     shuffle: bool = True,
     drop_last: bool = False,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Iterate over ``(X_batch, y_batch)`` mini-batches: one pass over the data (an epoch).
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Iterate over mini-batches of several arrays in lockstep: one pass over the data (an epoch).
 
-    Shapes: ``X (N, ...)``, ``y (N, ...)`` -> batches ``(B, ...)`` with
-    ``B = batch_size`` except a smaller last one (dropped with
-    ``drop_last=True``). With ``shuffle=True`` the order is a permutation drawn
-    from ``rng`` (required; pass the same Generator every epoch to get a new
-    order each time, as :func:`dlbook.train.fit` does) and the batches are
-    copies; with ``shuffle=False`` they are views in the stored order. Every
-    sample appears exactly once per pass (once at most with ``drop_last``).
-    Arguments are checked when ``batches`` is called, not at the first batch.
+    Two forms: ``batches(X, y, batch_size)`` yields ``(X_b, y_b)``;
+    ``batches((A, B, C), batch_size)`` yields ``(A_b, B_b, C_b)`` (e.g.
+    source, decoder input and target of a translation model). A fourth or
+    third positional argument is ``rng``. Shapes: every array ``(N, ...)`` ->
+    batches ``(B, ...)`` with ``B = batch_size`` except a smaller last one
+    (dropped with ``drop_last=True``). With ``shuffle=True`` the order is a
+    permutation drawn from ``rng`` (required; pass the same Generator every
+    epoch to get a new order each time, as :func:`dlbook.train.fit` does) and
+    the batches are copies; with ``shuffle=False`` they are views in the
+    stored order. Every sample appears exactly once per pass (once at most
+    with ``drop_last``). Arguments are checked when ``batches`` is called,
+    not at the first batch.
     """
-    if not isinstance(X, np.ndarray) or not isinstance(y, np.ndarray):
-        raise TypeError(f"X and y must be NumPy arrays, got {type(X).__name__} and {type(y).__name__}")
-    if X.ndim < 1 or y.ndim < 1 or len(X) != len(y):
-        raise ValueError(f"X and y must have the same number of rows, got shapes {X.shape} and {y.shape}")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    n = len(X)
+    if args and isinstance(args[0], tuple):
+        arrays, rest = as_arrays(args[0]), args[1:]
+    elif len(args) >= 2:
+        arrays, rest = as_arrays(args[0], args[1], name="X and y"), args[2:]
+    else:
+        raise TypeError("batches(X, y, batch_size) or batches((A, B, ...), batch_size)")
+    if not rest or len(rest) > 2:
+        raise TypeError("batches needs batch_size (and optionally rng) after the data")
+    batch_size = check_positive_int(rest[0], "batch_size")
+    if len(rest) == 2:
+        rng = rest[1]
+    n = len(arrays[0])
+    order = None
     if shuffle:
         if rng is None:
             raise ValueError("shuffle=True needs rng (a seed or a np.random.Generator): no hidden global RNG")
         order = as_generator(rng).permutation(n)
     elif rng is not None:
         as_generator(rng)  # still refuse a wrong type
-        order = None
-    else:
-        order = None
     stop = n - n % batch_size if drop_last else n
-    return _batch_iter(X, y, batch_size, order, stop)
+    return _batch_iter(arrays, batch_size, order, stop)
 
 
-def _batch_iter(X, y, batch_size, order, stop):
+def _batch_iter(arrays, batch_size, order, stop):
     for start in range(0, stop, batch_size):
         if order is None:
-            yield X[start : start + batch_size], y[start : start + batch_size]
+            yield tuple(a[start : start + batch_size] for a in arrays)
         else:
             idx = order[start : start + batch_size]
-            yield X[idx], y[idx]
+            yield tuple(a[idx] for a in arrays)

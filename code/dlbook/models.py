@@ -2,7 +2,9 @@
 
 ``mlp`` stacks :class:`~dlbook.layers.Linear` layers with an activation
 between them; chapter 1 uses it to compare activations at equal size, chapter
-3 adds normalisation and dropout to it.
+3 adds normalisation and dropout to it. ``small_cnn`` is chapter 4's
+convolutional network for 8x8 digits (and the image reader of chapter 6's
+CNN-LSTM).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from .activations import Activation
-from .core import Sequential, as_generator
-from .layers import BatchNorm1d, Dropout, LayerNorm, Linear
+from .conv import Conv2d, MaxPool2d
+from .core import Module, Sequential, as_generator, check_positive_int
+from .layers import BatchNorm1d, BatchNorm2d, Dropout, Flatten, LayerNorm, Linear
 
-__all__ = ["mlp"]
+__all__ = ["mlp", "conv_bn_relu", "small_cnn"]
 
 _NORMS = {"batch": BatchNorm1d, "layer": LayerNorm}
 
@@ -24,9 +27,9 @@ def mlp(
     sizes: Sequence[int],
     activation: str = "relu",
     init: str = "uniform",
-    rng: np.random.Generator | int = 0,
-    dtype=np.float64,
     *,
+    rng: np.random.Generator | int,
+    dtype=np.float64,
     dropout: float = 0.0,
     norm: str | None = None,
     **act_params,
@@ -83,3 +86,54 @@ def mlp(
             if dropout > 0.0:
                 layers.append(Dropout(dropout, rng=drop_gens[i]))
     return Sequential(layers)
+
+
+def conv_bn_relu(
+    in_channels: int, out_channels: int, *, rng: np.random.Generator | int, dtype=np.float64
+) -> list[Module]:
+    """``[Conv2d 3x3 (padding 1, no bias, He init), BatchNorm2d, ReLU]``: a size-keeping stage.
+
+    .. math:: y = \\operatorname{ReLU}(\\operatorname{BN}(W * x))
+
+    No bias: the BatchNorm that follows subtracts the mean, which would
+    cancel it. Shapes: ``(N, C_in, H, W) -> (N, C_out, H, W)``. Chapter 4.
+    """
+    return [
+        Conv2d(in_channels, out_channels, 3, padding=1, bias=False, init="he", rng=rng, dtype=dtype),
+        BatchNorm2d(out_channels, dtype=dtype),
+        Activation("relu"),
+    ]
+
+
+def small_cnn(
+    in_channels: int = 1,
+    num_classes: int = 10,
+    widths: Sequence[int] = (16, 16, 32),
+    *,
+    rng: np.random.Generator | int,
+    dtype=np.float64,
+) -> Sequential:
+    """Chapter 4's CNN for 8x8 images: three conv-BN-ReLU stages, two 2x2 max-pools, a dense head.
+
+    .. code-block:: text
+
+        (N, C, 8, 8) -conv-bn-relu-> (N, w0, 8, 8) -conv-bn-relu-> (N, w1, 8, 8)
+        -maxpool-> (N, w1, 4, 4) -conv-bn-relu-> (N, w2, 4, 4) -maxpool-> (N, w2, 2, 2)
+        -flatten-> (N, 4 w2) -linear-> (N, num_classes)
+
+    With the default widths it has 8,474 parameters. The weights are drawn
+    from one Generator in layer order. Inputs must be 8x8 (or any size
+    divisible by 4, with the head sized for 8x8). Chapter 4; chapter 6 reads
+    one digit per time step with its trunk.
+    """
+    w0, w1, w2 = (check_positive_int(w, "width") for w in widths)
+    gen = as_generator(rng)
+    return Sequential(
+        *conv_bn_relu(check_positive_int(in_channels, "in_channels"), w0, rng=gen, dtype=dtype),
+        *conv_bn_relu(w0, w1, rng=gen, dtype=dtype),  # (N, w1, 8, 8)
+        MaxPool2d(2),  # (N, w1, 4, 4)
+        *conv_bn_relu(w1, w2, rng=gen, dtype=dtype),
+        MaxPool2d(2),  # (N, w2, 2, 2)
+        Flatten(),  # (N, 4 w2)
+        Linear(4 * w2, check_positive_int(num_classes, "num_classes"), rng=gen, dtype=dtype),
+    )

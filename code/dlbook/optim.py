@@ -1,10 +1,14 @@
 """Optimisers, learning-rate schedules and gradient clipping.
 
-An optimiser reads ``model.params`` and ``model.grads`` (dicts with the same
-keys; a :class:`~dlbook.core.Sequential` exposes its layers' own arrays under
-``"i.name"``) at every :meth:`Optimizer.step` and updates the parameters *in
-place*, so the layers see the new values without any copying. Per-parameter
-state (momentum buffers, Adam's moments) is kept under the same keys.
+An optimiser walks the model's tree once, when it is made: every parameter
+array once, by identity, even where modules share it (a tied embedding, an
+RNN cell used at every step), so a shared array moves once per step. At every
+:meth:`Optimizer.step` it updates the parameters *in place*, so the layers
+see the new values without any copying. Per-parameter state (momentum
+buffers, Adam's moments) is kept under the parameters' dotted names.
+``decay_filter(name, array) -> bool`` limits weight decay to some parameters,
+e.g. ``lambda name, p: p.ndim >= 2`` (matrices and kernels, not biases or
+normalisation gains), as Transformer recipes do.
 
 Every update follows PyTorch's formulation exactly (``torch.optim.SGD``,
 ``Adam``, ``AdamW``; the tests compare against them in float64), so a reader
@@ -36,7 +40,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -54,7 +58,14 @@ __all__ = [
     "CosineLR",
     "LinearLR",
     "LinearWarmup",
+    "warmup_cosine",
+    "matrices_only",
 ]
+
+
+def matrices_only(name: str, p: np.ndarray) -> bool:
+    """A ``decay_filter`` that decays weight matrices and kernels (``ndim >= 2``) only."""
+    return p.ndim >= 2
 
 
 def _real(value, name: str) -> float:
@@ -76,16 +87,24 @@ class Optimizer:
     Subclasses implement ``_update(key, p, g, lr)``, which changes ``p`` in
     place from its gradient ``g`` (never changing ``g``). ``lr`` may be set at
     any time (schedules do); it must stay finite and ``>= 0``. ``steps``
-    counts the calls of :meth:`step`.
+    counts the calls of :meth:`step`. The parameters are those of the model's
+    tree when the optimiser is made, each array once.
     """
 
-    def __init__(self, model: Module, lr: float) -> None:
+    def __init__(self, model: Module, lr: float, decay_filter: Callable | None = None) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"model must be a dlbook Module, got {type(model).__name__}")
         lr = _real(lr, "lr")
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
+        if decay_filter is not None and not callable(decay_filter):
+            raise TypeError(f"decay_filter must be a function (name, array) -> bool, got {decay_filter!r}")
         self.model = model
+        self._slots = list(model.parameter_slots())  # (name, owner, key), each array once
+        self._decays = {
+            name: decay_filter is None or bool(decay_filter(name, owner._params[key]))
+            for name, owner, key in self._slots
+        }
         self._lr = lr
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
@@ -107,23 +126,23 @@ class Optimizer:
         """Set every gradient of the model to zero (before the next backward)."""
         self.model.zero_grad()
 
-    def parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        """``(key, param, grad)`` for every parameter, checking that the grad exists and fits."""
-        grads = self.model.grads
-        for k, p in self.model.params.items():
-            g = grads.get(k)
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, param, grad)`` for every parameter, checking that the gradient fits."""
+        for name, owner, key in self._slots:
+            p, g = owner._params[key], owner._grads.get(key)
             if g is None:
-                raise KeyError(
-                    f"model.grads has no entry for parameter {k!r}: call zero_grad() before the "
-                    f"backward pass, and make the layer's backward fill grads[{k.split('.')[-1]!r}]"
-                )
+                g = owner._grad(key)  # never written: a zero gradient
             if g.shape != p.shape:
-                raise ValueError(f"gradient of {k!r} has shape {g.shape}, the parameter {p.shape}")
-            yield k, p, g
+                raise ValueError(f"gradient of {name!r} has shape {g.shape}, the parameter {p.shape}")
+            yield name, p, g
+
+    def decays(self, name: str) -> bool:
+        """Whether weight decay applies to parameter ``name`` (see ``decay_filter``)."""
+        return self._decays[name]
 
     def step(self) -> None:
         """Update every parameter in place from its gradient (one optimisation step)."""
-        checked = list(self.parameters())  # every gradient checked before any parameter moves
+        checked = list(self.named_parameters())  # every gradient checked before any parameter moves
         self.steps += 1
         lr = self._lr
         for k, p, g in checked:
@@ -167,7 +186,7 @@ class Optimizer:
         missing = {"lr", "steps", "state"} - set(state)
         if missing:
             raise ValueError(f"state dict lacks {sorted(missing)}")
-        unknown = set(state["state"]) - set(self.model.params)
+        unknown = set(state["state"]) - set(self._decays)
         if unknown:
             raise ValueError(f"state dict has parameters the model lacks: {sorted(unknown)}")
         self.lr = state["lr"]
@@ -217,8 +236,9 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
         dampening: float = 0.0,
+        decay_filter: Callable | None = None,
     ) -> None:
-        super().__init__(model, lr)
+        super().__init__(model, lr, decay_filter)
         self.momentum = _real(momentum, "momentum")
         self.weight_decay = _real(weight_decay, "weight_decay")
         self.dampening = _real(dampening, "dampening")
@@ -238,7 +258,7 @@ class SGD(Optimizer):
         self.nesterov = nesterov
 
     def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
-        wd, mu = self.weight_decay, self.momentum
+        wd, mu = (self.weight_decay if self._decays[key] else 0.0), self.momentum
         tmp = self._buffer(key, p)
         if wd == 0.0 and mu == 0.0:
             np.multiply(g, lr, out=tmp)  # theta -= lr * g, without a temporary array
@@ -312,8 +332,9 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        decay_filter: Callable | None = None,
     ) -> None:
-        super().__init__(model, lr)
+        super().__init__(model, lr, decay_filter)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         b1, b2 = _real(betas[0], "betas[0]"), _real(betas[1], "betas[1]")
@@ -330,7 +351,7 @@ class Adam(Optimizer):
 
     def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
         b1, b2 = self.betas
-        wd = self.weight_decay
+        wd = self.weight_decay if self._decays[key] else 0.0
         st = self._state(key, p)
         if "exp_avg" not in st:
             st["exp_avg"], st["exp_avg_sq"], st["step"] = np.zeros_like(p), np.zeros_like(p), 0
@@ -391,8 +412,9 @@ class AdamW(Adam):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
+        decay_filter: Callable | None = None,
     ) -> None:
-        super().__init__(model, lr, betas, eps, weight_decay)
+        super().__init__(model, lr, betas, eps, weight_decay, decay_filter)
 
 
 # -- gradient clipping -------------------------------------------------------------
@@ -622,3 +644,25 @@ class LinearWarmup(LRScheduler):
         if self.after is not None:
             self.after.t = max(0, self.t - self.warmup_steps)
         return lr
+
+
+def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0) -> LinearWarmup:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``.
+
+    .. math:: \\eta_t = \\begin{cases} \\eta_0 (t + 1) / W & t < W \\\\
+              \\eta_\\min + \\tfrac12 (\\eta_0 - \\eta_\\min)
+              \\big(1 + \\cos \\tfrac{\\pi (t - W)}{T - W}\\big) & W \\le t \\le T \\end{cases}
+
+    The recipe chapters 3 and 4 train with: ``LinearWarmup(optimizer,
+    warmup_steps, after=CosineLR(optimizer, total_steps - warmup_steps,
+    min_lr))``; call its ``step()`` once per optimiser step (``fit`` does).
+    ``total_steps`` counts every step, warm-up included (e.g. ``epochs *
+    dlbook.data.num_batches(n, batch_size)``). Goyal et al. (2017); Loshchilov &
+    Hutter (2017).
+    """
+    warmup_steps = check_positive_int(warmup_steps, "warmup_steps")
+    total_steps = check_positive_int(total_steps, "total_steps")
+    if total_steps <= warmup_steps:
+        raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
+    cosine = CosineLR(optimizer, total_steps=total_steps - warmup_steps, min_lr=min_lr)
+    return LinearWarmup(optimizer, warmup_steps, after=cosine)

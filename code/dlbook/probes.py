@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Sequential, as_generator, check_float_array
+from .core import Sequential, as_generator, check_float_array, inference_mode
 
 __all__ = [
     "layer_outputs",
@@ -29,13 +29,14 @@ def _check_seq(model) -> Sequential:
 
 
 def layer_outputs(model: Sequential, x: np.ndarray) -> list[np.ndarray]:
-    """The output of every layer of ``model`` for input ``x`` (a list, one per layer)."""
+    """The output of every layer of ``model`` for input ``x`` (a list, one per layer), in inference mode."""
     model = _check_seq(model)
     x = check_float_array(x, "x")
     outs = []
-    for layer in model.layers:
-        x = layer.forward(x)
-        outs.append(x)
+    with inference_mode():  # nothing is kept for a backward pass
+        for layer in model.layers:
+            x = layer.forward(x)
+            outs.append(x)
     return outs
 
 
@@ -140,7 +141,8 @@ def weight_grad_norms(
     model.zero_grad()
     _, dout = loss_fn(model.forward(check_float_array(x, "x")), y)
     model.backward(dout)
-    names = [k for k in model.params if k.rsplit(".", 1)[-1] == "W" and ".shortcut." not in f".{k}"]
-    norms = np.array([float(np.linalg.norm(model.grads[k])) for k in names])
+    grads = model.grads
+    names = [k for k in grads if k.rsplit(".", 1)[-1] == "W" and ".shortcut." not in f".{k}"]
+    norms = np.array([float(np.linalg.norm(grads[k])) for k in names])
     model.zero_grad()
     return names, norms

@@ -35,7 +35,7 @@ import numpy as np
 
 from .activations import Activation
 from .conv import Conv2d, GlobalAvgPool2d
-from .core import Module, Sequential, as_generator, check_float_array, check_positive_int
+from .core import Module, Sequential, as_generator, check_dout, check_float_array, check_positive_int
 from .layers import BatchNorm2d, LayerNorm, Linear
 
 __all__ = ["Residual", "PadShortcut", "basic_block", "resnet", "resnet_depth", "residual_mlp"]
@@ -51,23 +51,18 @@ class Residual(Module):
               + \\frac{\\partial S}{\\partial x}\\Big)^{\\!\\top} g'(\\cdot)^\\top \\delta
 
     with ``S`` the identity when ``shortcut`` is None and ``g`` the identity
-    when ``post`` is None. ``params`` and ``grads`` hold the children's own
-    arrays under ``"branch.…"``, ``"shortcut.…"`` and ``"post.…"``, so an
-    optimiser that updates ``params`` in place updates the children (as
-    :class:`~dlbook.core.Sequential` does). Shapes: the branch and the
+    when ``post`` is None. The children are its attributes ``branch``,
+    ``shortcut`` and ``post``, so its parameters are named ``"branch.…"``,
+    ``"shortcut.…"`` and ``"post.…"`` (walked, not copied). Shapes: the branch and the
     shortcut must map ``x`` to the same shape. He et al. (2016). Chapter 5.
     """
 
     def __init__(self, branch: Module, shortcut: Module | None = None, post: Module | None = None) -> None:
         super().__init__()
-        children = {"branch": branch, "shortcut": shortcut, "post": post}
-        for name, child in children.items():
+        for name, child in (("branch", branch), ("shortcut", shortcut), ("post", post)):
             if child is not None and not isinstance(child, Module):
                 raise TypeError(f"{name} must be a dlbook Module or None, got {type(child).__name__}")
         self.branch, self.shortcut, self.post = branch, shortcut, post
-        self.children = {k: v for k, v in children.items() if v is not None}
-        self.params = {f"{n}.{k}": p for n, c in self.children.items() for k, p in c.params.items()}
-        self.zero_grad()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x, "x")
@@ -86,26 +81,8 @@ class Residual(Module):
         dx = self.branch.backward(dz)
         return dx + (dz if self.shortcut is None else self.shortcut.backward(dz))
 
-    def zero_grad(self) -> Residual:
-        for child in self.children.values():
-            child.zero_grad()
-        self.grads = {f"{n}.{k}": g for n, c in self.children.items() for k, g in c.grads.items()}
-        return self
-
-    def train(self) -> Residual:
-        self.training = True
-        for child in self.children.values():
-            child.train()
-        return self
-
-    def eval(self) -> Residual:
-        self.training = False
-        for child in self.children.values():
-            child.eval()
-        return self
-
     def __repr__(self) -> str:
-        inner = "\n".join(f"  ({n}) " + repr(c).replace("\n", "\n  ") for n, c in self.children.items())
+        inner = "\n".join(f"  ({n}) " + repr(c).replace("\n", "\n  ") for n, c in self.named_children())
         return f"Residual(\n{inner}\n)"
 
 
@@ -126,13 +103,12 @@ class PadShortcut(Module):
         if self.out_channels < self.in_channels:
             raise ValueError(f"out_channels ({out_channels}) must be at least in_channels ({in_channels})")
         self.stride = check_positive_int(stride, "stride")
-        self._shape: tuple | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x, "x", ndim=4)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"PadShortcut expected {self.in_channels} channels, got x of shape {x.shape}")
-        self._shape = x.shape
+        self._save(x.shape)
         s = self.stride
         sub = x[:, :, ::s, ::s]  # (N, C_in, H', W')
         y = np.zeros((x.shape[0], self.out_channels) + sub.shape[2:], dtype=x.dtype)
@@ -140,11 +116,11 @@ class PadShortcut(Module):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._shape is None:
-            raise RuntimeError("PadShortcut.backward called before forward")
-        dout = check_float_array(dout, "dout", ndim=4)
+        (shape,) = self._saved()
+        n, _, h, w = shape
         s = self.stride
-        dx = np.zeros(self._shape, dtype=dout.dtype)
+        dout = check_dout(dout, (n, self.out_channels, -(-h // s), -(-w // s)), "PadShortcut")
+        dx = np.zeros(shape, dtype=dout.dtype)
         dx[:, :, ::s, ::s] = dout[:, : self.in_channels]
         return dx
 
@@ -164,7 +140,7 @@ def basic_block(
     preact: bool = False,
     shortcut: str = "projection",
     plain: bool = False,
-    rng: np.random.Generator | int = 0,
+    rng: np.random.Generator | int,
     shortcut_rng: np.random.Generator | int | None = None,
     dtype=np.float64,
 ) -> Module:
@@ -261,7 +237,7 @@ def resnet(
     preact: bool = False,
     shortcut: str = "projection",
     plain: bool = False,
-    rng: np.random.Generator | int = 0,
+    rng: np.random.Generator | int,
     dtype=np.float64,
 ) -> Sequential:
     """He et al.'s CIFAR ResNet, scaled by ``widths``, or its plain twin.
@@ -338,7 +314,7 @@ def residual_mlp(
     *,
     norm_position: str | None = "pre",
     hidden: int | None = None,
-    rng: np.random.Generator | int = 0,
+    rng: np.random.Generator | int,
     dtype=np.float64,
 ) -> Sequential:
     """Residual blocks of dense layers with LayerNorm placed Post-Norm or Pre-Norm.

@@ -3,7 +3,15 @@
 One loop, written once (minGPT's trainer is the model): shuffle, take a
 mini-batch, forward, loss, backward, optionally clip, step the optimiser and
 the schedule, record. It never plots; it records a :class:`History` and calls
-callbacks, and the chapters plot from the history.
+callbacks, and the chapters plot from the history. :func:`train_step` is one
+step of it, public, for full-batch loops and experiments that need to watch
+every step.
+
+The data are a tuple of arrays with the same first axis, the target last:
+``(X, y)``, or ``(source, decoder_input, target)`` for a sequence-to-sequence
+model, which is then called as ``model(source, decoder_input)`` (d2l's
+``training_step`` does the same). ``fit(model, loss, opt, X, y)`` is the
+two-array form.
 
 A diverging run stops with :class:`TrainingDiverged` at the first step whose
 loss or gradient norm is not finite, or whose arithmetic overflows (NumPy's
@@ -34,11 +42,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import Module, as_generator, check_positive_int
-from .data import batches, num_batches
+from .core import Module, as_generator, check_positive_int, inference_mode
+from .data import as_arrays, batches, num_batches
 from .optim import LRScheduler, Optimizer, clip_grad_norm
 
-__all__ = ["History", "TrainingDiverged", "EarlyStopping", "fit", "evaluate"]
+__all__ = ["History", "TrainingDiverged", "EarlyStopping", "StepResult", "train_step", "fit", "evaluate"]
 
 LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
@@ -47,10 +55,11 @@ class TrainingDiverged(FloatingPointError):
     """The loss, a gradient or a parameter stopped being finite during :func:`fit`.
 
     ``step`` (1-based, counted over the whole run), ``epoch`` and ``batch``
-    (1-based) locate it; ``lr`` is the learning rate of that step.
+    (1-based; ``None`` from :func:`train_step` alone) locate it; ``lr`` is
+    the learning rate of that step.
     """
 
-    def __init__(self, message: str, step: int, epoch: int, batch: int, lr: float) -> None:
+    def __init__(self, message: str, step: int, epoch: int | None, batch: int | None, lr: float) -> None:
         super().__init__(message)
         self.step, self.epoch, self.batch, self.lr = step, epoch, batch, lr
 
@@ -103,67 +112,64 @@ class History:
         return ", ".join(parts)
 
 
-def _n_correct(logits: np.ndarray, y: np.ndarray) -> int | None:
-    """Correct predictions in a batch, or None when the task is not classification.
+def _n_correct(logits: np.ndarray, y: np.ndarray) -> tuple[int, int] | None:
+    """``(correct, counted)`` predictions in a batch, or None when the task is not classification.
 
-    Integer labels ``y (N,)`` with logits ``(N, K)``, ``K >= 2``: argmax.
-    Integer 0/1 targets with logits of the same shape (one sigmoid output per
-    target): the sign of the logit. Anything else (regression): None.
+    Integer labels ``y (N, ...)`` with logits ``(N, ..., K)``, ``K >= 2``:
+    argmax over the last axis, positions with a negative label (an
+    ``ignore_index`` such as -100, padding) not counted. Integer 0/1 targets
+    with logits of the same shape (one sigmoid output per target): the sign
+    of the logit. Anything else (regression): None.
     """
     if not np.issubdtype(y.dtype, np.integer) or logits.ndim < 1:
         return None
-    if y.ndim == 1 and logits.ndim == 2 and logits.shape[1] >= 2 and len(logits) == len(y):
-        return int(np.count_nonzero(logits.argmax(axis=1) == y))
+    if logits.ndim == y.ndim + 1 and logits.shape[:-1] == y.shape and logits.shape[-1] >= 2:
+        kept = y >= 0
+        hits = (logits.argmax(axis=-1) == y) & kept
+        return int(np.count_nonzero(hits)), int(np.count_nonzero(kept))
     if logits.shape == y.shape:
-        return int(np.count_nonzero((logits > 0.0) == (y > 0)))
+        return int(np.count_nonzero((logits > 0.0) == (y > 0))), y.size
     return None
 
 
-def _check_xy(X, y, name: str = "X") -> None:
-    ylab = "y" if name == "X" else f"{name}'s y"
-    if not isinstance(X, np.ndarray) or not isinstance(y, np.ndarray):
-        raise TypeError(
-            f"{name} and {ylab} must be NumPy arrays, got {type(X).__name__} and {type(y).__name__}"
-        )
-    if X.ndim < 1 or y.ndim < 1 or len(X) != len(y):
-        raise ValueError(
-            f"{name} and {ylab} must have the same number of rows, got shapes {X.shape} and {y.shape}"
-        )
-    if len(X) == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape})")
-
-
-def _first_layer(model: Module) -> Module:
-    while hasattr(model, "layers") and len(model.layers) > 0:
-        model = model.layers[0]
+def _first_leaf(model: Module) -> Module:
+    """The first module without children, in the tree's order (the first layer of a Sequential)."""
+    for m in model.modules():
+        if next(m.children(), None) is None:
+            return m
     return model
 
 
-def _check_model_fits(model: Module, X: np.ndarray, y: np.ndarray) -> None:
+def _check_model_fits(model: Module, data: tuple[np.ndarray, ...]) -> None:
     """Wrong feature size or labels outside the model's outputs -> ValueError naming the shapes."""
-    first = _first_layer(model)
+    *inputs, y = data
+    first = _first_leaf(model)
     d_in = getattr(first, "in_features", None)
-    if d_in is not None and X.ndim == 2 and X.shape[1] != d_in:
+    X = inputs[0]
+    if len(inputs) == 1 and d_in is not None and X.ndim == 2 and X.shape[1] != d_in:
         raise ValueError(
             f"the model's first layer ({first!r}) expects {d_in} input features, "
             f"but X has shape {X.shape} ({X.shape[1]} features)"
         )
-    if not (np.issubdtype(y.dtype, np.integer) and y.ndim == 1):
+    if not np.issubdtype(y.dtype, np.integer):
         return
     was_training = model.training
     model.eval()
     try:
-        out = model.forward(X[:1])  # one sample tells the number of outputs
+        with inference_mode():
+            out = model.forward(*(a[:1] for a in inputs))  # one sample tells the number of outputs
     finally:
-        if was_training:
-            model.train()
-    if out.ndim == 2 and out.shape[1] >= 2:
-        k = out.shape[1]
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= k:
+        model.train(was_training)
+    if isinstance(out, np.ndarray) and out.ndim == y.ndim + 1 and out.shape[-1] >= 2:
+        k = out.shape[-1]
+        labels = y[y >= 0] if y.ndim > 1 else y
+        if labels.size == 0:
+            return
+        lo, hi = int(labels.min()), int(labels.max())
+        if (y.ndim == 1 and lo < 0) or hi >= k:
             raise ValueError(
                 f"labels must lie in [0, {k - 1}] for a model with {k} outputs (logits of shape "
-                f"(N, {k})), but y (shape {y.shape}) has values in [{lo}, {hi}]"
+                f"(..., {k})), but y (shape {y.shape}) has values in [{lo}, {hi}]"
             )
 
 
@@ -176,35 +182,41 @@ def _progress_wanted(progress) -> bool:
 
 
 def evaluate(
-    model: Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, batch_size: int = 512
+    model: Module, loss_fn: LossFn, X, y: np.ndarray | None = None, batch_size: int = 512
 ) -> tuple[float, float | None]:
-    """Mean loss and accuracy of ``model`` on ``(X, y)``, in evaluation mode.
+    """Mean loss and accuracy of ``model`` on ``(X, y)`` (or a tuple, target last), in evaluation mode.
 
     .. math:: L = \\frac{1}{N}\\sum_b N_b L_b, \\qquad
-              \\text{acc} = \\frac{1}{N}\\sum_n [\\hat y_n = y_n]
+              \\text{acc} = \\frac{\\#\\text{correct}}{\\#\\text{counted}}
 
-    The data go through in order in batches of ``batch_size`` (no gradients
-    are kept); each batch's mean loss is weighted by its size. Accuracy is the
-    argmax's for integer labels ``y (N,)`` and logits ``(N, K)``, the logit's
-    sign for integer 0/1 targets shaped like the logits, and ``None`` for
-    anything else (regression). The model's train/eval mode is restored
-    afterwards. Chapter 3.
+    The data go through in order in batches of ``batch_size`` under
+    :func:`~dlbook.core.inference_mode` (nothing is kept for a backward pass);
+    each batch's mean loss is weighted by its size. Accuracy is the argmax's
+    for integer labels ``y (N, ...)`` and logits ``(N, ..., K)`` (negative
+    labels, i.e. padding, not counted), the logit's sign for integer 0/1
+    targets shaped like the logits, and ``None`` otherwise (regression). The
+    model's train/eval mode is restored afterwards. Chapter 3.
     """
-    _check_xy(X, y)
+    data = as_arrays(X, y)
+    *inputs, target = data
     was_training = model.training
     model.eval()
-    total_loss, correct, n = 0.0, 0, len(X)
+    total_loss, correct, counted, n = 0.0, 0, 0, len(target)
     try:
-        for xb, yb in batches(X, y, batch_size, shuffle=False):
-            logits = model.forward(xb)
-            loss, _ = loss_fn(logits, yb)
-            total_loss += float(loss) * len(xb)
-            c = _n_correct(logits, yb)
-            correct = None if c is None or correct is None else correct + c
+        with inference_mode():
+            for batch in batches(data, batch_size, shuffle=False):
+                *xb, yb = batch
+                logits = model.forward(*xb)
+                loss, _ = loss_fn(logits, yb)
+                total_loss += float(loss) * len(yb)
+                c = _n_correct(logits, yb)
+                if c is None or correct is None:
+                    correct = None
+                else:
+                    correct, counted = correct + c[0], counted + c[1]
     finally:
-        if was_training:
-            model.train()
-    return total_loss / n, (None if correct is None else correct / n)
+        model.train(was_training)
+    return total_loss / n, (None if correct is None or counted == 0 else correct / counted)
 
 
 class EarlyStopping:
@@ -213,9 +225,11 @@ class EarlyStopping:
     After each epoch it compares ``history.val_loss[-1]`` with the best so far;
     an epoch improves when the loss drops by more than ``min_delta``. After
     ``patience`` epochs without improvement it stops the run, and with
-    ``restore_best=True`` it first copies the best epoch's parameters back into
-    the model (in place). ``best_epoch`` (0-based) and ``best_loss`` tell what
-    was kept. Prechelt (1998), *Early Stopping - But When?*. Chapter 3 (learning curves).
+    ``restore_best=True`` it first loads the best epoch's full state back
+    into the model: parameters *and* buffers (BatchNorm's running statistics),
+    via :meth:`~dlbook.core.Module.state_dict`. ``best_epoch`` (0-based) and
+    ``best_loss`` tell what was kept. Prechelt (1998), *Early Stopping - But
+    When?*. Chapter 3 (learning curves).
     """
 
     def __init__(
@@ -239,62 +253,83 @@ class EarlyStopping:
         if loss < self.best_loss - self.min_delta:
             self.best_loss, self.best_epoch = loss, epoch
             if self.restore_best:
-                self._best = {k: p.copy() for k, p in self.model.params.items()}
+                self._best = self.model.state_dict()
             return False
         if epoch - self.best_epoch < self.patience:
             return False
         if self.restore_best and self._best is not None:
-            for k, p in self.model.params.items():
-                p[...] = self._best[k]
+            self.model.load_state_dict(self._best)
         return True
 
 
-def fit(
+@dataclass
+class StepResult:
+    """What one :func:`train_step` did: the loss, the gradient norm (if clipped) and the model's output."""
+
+    loss: float
+    grad_norm: float | None
+    output: np.ndarray
+
+
+def train_step(
     model: Module,
     loss_fn: LossFn,
     optimizer: Optimizer,
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int,
-    rng: np.random.Generator | int,
-    val: tuple[np.ndarray, np.ndarray] | None = None,
-    scheduler: LRScheduler | None = None,
+    *batch: np.ndarray,
     clip_norm: float | None = None,
-    callbacks: Sequence[Callable[[History, int], bool | None]] = (),
-    progress: bool | None = None,
-    drop_last: bool = False,
-) -> History:
-    """Train ``model`` on ``(X, y)`` with mini-batch gradient descent; return the :class:`History`.
+) -> StepResult:
+    """One step of gradient descent on one batch ``(inputs..., target)``.
 
-    Each epoch shuffles the data with ``rng`` (one Generator for the whole run,
-    so a seed fixes every epoch's order) and, for each mini-batch ``(X_b, y_b)``:
-
-    .. math:: L_b, \\delta = \\text{loss\\_fn}(f_\\theta(X_b), y_b), \\quad
-              \\nabla_\\theta L_b = \\text{backward}(\\delta), \\quad
+    .. math:: L, \\delta = \\text{loss\\_fn}(f_\\theta(x), y), \\quad
+              \\nabla_\\theta L = \\text{backward}(\\delta), \\quad
               \\theta \\leftarrow \\text{optimizer.step}()
 
-    with ``clip_grad_norm(model, clip_norm)`` before the step when ``clip_norm``
-    is given, and ``scheduler.step()`` after it (schedules count optimiser
-    steps). The model is in training mode for the steps and in evaluation
-    mode while ``val = (X_val, y_val)`` is scored after each epoch; it is left
-    in training mode.
-
-    ``loss_fn(logits, y) -> (loss, dlogits)`` is a :mod:`dlbook.losses`
-    function. Shapes: ``X (N, ...)``, ``y (N, ...)`` with the same ``N``.
-    ``callbacks``: callables ``callback(history, epoch)`` run after each epoch
-    (``epoch`` 0-based, so ``history.val_loss[epoch]`` is that epoch's);
-    returning True stops training (``history.stopped_early``).
-    ``progress``: a tqdm bar with the running loss; ``None`` shows it unless
-    ``DLBOOK_STATIC`` is set (the book build), True/False force it.
-
-    Raises :class:`TrainingDiverged` when a step's loss or gradient norm is
-    not finite or its arithmetic overflows (or the validation loss is not
-    finite); ``ValueError`` when X and y
-    disagree in length, X does not fit the first layer, or labels exceed the
-    model's outputs. Chapter 3.
+    In order: ``optimizer.zero_grad()``, ``output = model(*inputs)``,
+    ``loss, dout = loss_fn(output, target)``, ``model.backward(dout)``,
+    ``clip_grad_norm(model, clip_norm)`` when given, ``optimizer.step()``.
+    Overflow or an invalid value anywhere in the step, a non-finite loss or a
+    non-finite gradient norm raises :class:`TrainingDiverged` before the
+    parameters move. The model's train/eval mode is left as it is (a
+    full-batch loop in chapter 1 calls this with the whole data set).
+    Chapters 1 and 2 use it directly; :func:`fit` calls it for every batch.
     """
+    if len(batch) < 2:
+        raise TypeError("train_step needs a batch of at least two arrays: inputs..., target")
+    *inputs, target = batch
+    lr = optimizer.lr
+    step = optimizer.steps + 1
+    problem, cause, norm = None, None, None
+    try:
+        # overflow or an invalid value anywhere in the step is an error, not a warning
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            optimizer.zero_grad()
+            output = model.forward(*inputs)
+            loss, dout = loss_fn(output, target)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                problem = f"the loss is {loss}"
+            else:
+                model.backward(dout)
+                if clip_norm is not None:
+                    norm = clip_grad_norm(model, clip_norm)
+                if norm is not None and not math.isfinite(norm):
+                    problem = f"the gradient norm is {norm}"
+                else:
+                    optimizer.step()
+    except (FloatingPointError, RuntimeWarning) as err:
+        problem, cause = f"floating-point error ({err})", err
+    if problem is not None:
+        model.clear_tape()
+        clip_hint = "clip_norm=1.0" if clip_norm is None else f"a smaller clip_norm than {clip_norm:g}"
+        raise TrainingDiverged(
+            f"training diverged at step {step}: {problem}. Lower the learning rate "
+            f"(now lr={lr:g}) or clip gradients ({clip_hint}).",
+            step=step, epoch=None, batch=None, lr=lr,
+        ) from cause
+    return StepResult(loss, norm, output)
+
+
+def _check_fit_args(model, loss_fn, optimizer, epochs, batch_size, scheduler, clip_norm, callbacks):
     if not isinstance(model, Module):
         raise TypeError(f"model must be a dlbook Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -313,96 +348,135 @@ def fit(
         isinstance(clip_norm, (int, float)) and not isinstance(clip_norm, bool) and 0 < clip_norm < math.inf
     ):
         raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
-    callbacks = tuple(callbacks)
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"each callback must be callable as callback(history, epoch), got {cb!r}")
-    _check_xy(X, y)
-    if val is not None:
-        if not isinstance(val, (tuple, list)) or len(val) != 2:
-            raise TypeError("val must be a pair (X_val, y_val)")
-        _check_xy(val[0], val[1], "X_val")
-        if val[0].shape[1:] != X.shape[1:]:
-            raise ValueError(f"X_val has shape {val[0].shape}, not matching X's {X.shape}")
-    epochs, batch_size = int(epochs), int(batch_size)
-    if drop_last and batch_size > len(X):
-        raise ValueError(f"batch_size {batch_size} > {len(X)} samples with drop_last=True: no batch")
-    gen = as_generator(rng)
-    _check_model_fits(model, X, y)
-    show = _progress_wanted(progress)
+    return epochs, batch_size
 
-    per_epoch = num_batches(len(X), batch_size, drop_last)
+
+def fit(
+    model: Module,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    X,
+    y: np.ndarray | None = None,
+    *,
+    epochs: int,
+    batch_size: int,
+    rng: np.random.Generator | int,
+    val: tuple[np.ndarray, ...] | None = None,
+    scheduler: LRScheduler | None = None,
+    clip_norm: float | None = None,
+    callbacks: Sequence[Callable[[History, int], bool | None]] = (),
+    progress: bool | None = None,
+    drop_last: bool = False,
+) -> History:
+    """Train ``model`` with mini-batch gradient descent; return the :class:`History`.
+
+    The data are ``X, y`` or one tuple ``X = (inputs..., target)`` with
+    ``y=None``; ``val`` has the same form. Each epoch shuffles the data with
+    ``rng`` (one Generator for the whole run, so a seed fixes every epoch's
+    order) and runs :func:`train_step` on each mini-batch:
+
+    .. math:: L_b, \\delta = \\text{loss\\_fn}(f_\\theta(X_b), y_b), \\quad
+              \\nabla_\\theta L_b = \\text{backward}(\\delta), \\quad
+              \\theta \\leftarrow \\text{optimizer.step}()
+
+    with ``clip_grad_norm(model, clip_norm)`` before the step when ``clip_norm``
+    is given, and ``scheduler.step()`` after it (schedules count optimiser
+    steps). The model is in training mode for the steps and in evaluation
+    mode while ``val`` is scored after each epoch; it is left in training mode.
+
+    ``loss_fn(output, target) -> (loss, doutput)`` is a :mod:`dlbook.losses`
+    function. Shapes: every array ``(N, ...)`` with the same ``N``.
+    ``callbacks``: callables ``callback(history, epoch)`` run after each epoch
+    (``epoch`` 0-based, so ``history.val_loss[epoch]`` is that epoch's);
+    returning True stops training (``history.stopped_early``).
+    ``progress``: a tqdm bar with the running loss; ``None`` shows it unless
+    ``DLBOOK_STATIC`` is set (the book build), True/False force it.
+
+    Raises :class:`TrainingDiverged` when a step's loss or gradient norm is
+    not finite or its arithmetic overflows (or the validation loss is not
+    finite), naming step, epoch and batch; ``ValueError`` when the arrays
+    disagree in length, X does not fit the first layer, or labels exceed the
+    model's outputs. Chapter 3.
+    """
+    callbacks = tuple(callbacks)
+    epochs, batch_size = _check_fit_args(
+        model, loss_fn, optimizer, epochs, batch_size, scheduler, clip_norm, callbacks
+    )
+    data = as_arrays(X, y)
+    val_data = None
+    if val is not None:
+        if not isinstance(val, tuple) or len(val) != len(data):
+            raise TypeError(f"val must be a tuple of {len(data)} arrays like the training data")
+        val_data = as_arrays(tuple(val), name="val")
+        for a, b in zip(data, val_data, strict=True):
+            if a.shape[1:] != b.shape[1:] and a.ndim <= 2:
+                raise ValueError(f"val has an array of shape {b.shape}, not matching {a.shape}")
+    n = len(data[0])
+    if drop_last and batch_size > n:
+        raise ValueError(f"batch_size {batch_size} > {n} samples with drop_last=True: no batch")
+    gen = as_generator(rng)
+    _check_model_fits(model, data)
+
+    per_epoch = num_batches(n, batch_size, drop_last)
     history = History()
     bar = None
-    if show:
+    if _progress_wanted(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs * per_epoch, desc="fit", unit="step", dynamic_ncols=True)
-    clip_hint = "clip_norm=1.0" if clip_norm is None else f"a smaller clip_norm than {clip_norm:g}"
 
-    def diverged(problem: str, epoch: int, b: int, lr: float) -> TrainingDiverged:
+    def located(err: TrainingDiverged, epoch: int, b: int) -> TrainingDiverged:
+        where = f"step {err.step} (epoch {epoch + 1}/{epochs}, batch {b + 1}/{per_epoch})"
         return TrainingDiverged(
-            f"training diverged at step {step} (epoch {epoch + 1}/{epochs}, batch {b + 1}/{per_epoch}): "
-            f"{problem}. Lower the learning rate (now lr={lr:g}) or clip gradients ({clip_hint}).",
-            step=step, epoch=epoch + 1, batch=b + 1, lr=lr,
+            str(err).replace(f"step {err.step}", where, 1), err.step, epoch + 1, b + 1, err.lr
         )
 
     t_start = time.perf_counter()
-    step = 0
     model.train()
     try:
         for epoch in range(epochs):
-            loss_sum, seen, correct = 0.0, 0, 0
-            for b, (xb, yb) in enumerate(batches(X, y, batch_size, gen, drop_last=drop_last)):
-                step += 1
+            loss_sum, seen, correct, counted = 0.0, 0, 0, 0
+            for b, batch in enumerate(batches(data, batch_size, gen, drop_last=drop_last)):
                 lr = optimizer.lr
-                problem, cause, loss, norm = None, None, math.nan, None
                 try:
-                    # overflow or an invalid value anywhere in the step is an error, not a warning
-                    with np.errstate(over="raise", invalid="raise", divide="raise"):
-                        optimizer.zero_grad()
-                        logits = model.forward(xb)
-                        loss, dlogits = loss_fn(logits, yb)
-                        loss = float(loss)
-                        if math.isfinite(loss):
-                            model.backward(dlogits)
-                            if clip_norm is not None:
-                                norm = clip_grad_norm(model, clip_norm)
-                            if norm is None or math.isfinite(norm):
-                                optimizer.step()
-                            else:
-                                problem = f"the gradient norm is {norm}"
-                        else:
-                            problem = f"the loss is {loss}"
-                except (FloatingPointError, RuntimeWarning) as err:
-                    problem, cause = f"floating-point error ({err})", err
-                if problem is not None:
-                    raise diverged(problem, epoch, b, lr) from cause
+                    result = train_step(model, loss_fn, optimizer, *batch, clip_norm=clip_norm)
+                except TrainingDiverged as err:
+                    raise located(err, epoch, b) from err.__cause__
                 if scheduler is not None:
                     scheduler.step()
-                history.loss.append(loss)
+                history.loss.append(result.loss)
                 history.lr.append(lr)
-                if norm is not None:
-                    history.grad_norm.append(norm)
-                loss_sum += loss * len(xb)
-                seen += len(xb)
+                if result.grad_norm is not None:
+                    history.grad_norm.append(result.grad_norm)
+                size = len(batch[-1])
+                loss_sum += result.loss * size
+                seen += size
                 if correct is not None:
-                    c = _n_correct(logits, yb)
-                    correct = None if c is None else correct + c
+                    c = _n_correct(result.output, batch[-1])
+                    correct, counted = (None, 0) if c is None else (correct + c[0], counted + c[1])
                 if bar is not None:
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.4f}", refresh=False)
                     bar.update(1)
             history.epoch_loss.append(loss_sum / seen)
-            if correct is not None:
-                history.epoch_accuracy.append(correct / seen)
-            if val is not None:
+            if correct is not None and counted:
+                history.epoch_accuracy.append(correct / counted)
+            if val_data is not None:
                 try:
                     with np.errstate(over="raise", invalid="raise", divide="raise"):
-                        v_loss, v_acc = evaluate(model, loss_fn, val[0], val[1], batch_size)
+                        v_loss, v_acc = evaluate(model, loss_fn, val_data, batch_size=batch_size)
                 except (FloatingPointError, RuntimeWarning) as err:
-                    raise diverged(f"validation after the epoch failed ({err})", epoch, b, lr) from err
+                    raise located(
+                        TrainingDiverged(f"training diverged at step {optimizer.steps}: validation after the epoch failed ({err})",
+                                         optimizer.steps, None, None, lr), epoch, b
+                    ) from err
                 if not math.isfinite(v_loss):
-                    raise diverged(f"the validation loss after the epoch is {v_loss}", epoch, b, lr)
+                    raise located(
+                        TrainingDiverged(f"training diverged at step {optimizer.steps}: the validation loss after the epoch is "
+                                         f"{v_loss}", optimizer.steps, None, None, lr), epoch, b
+                    )
                 history.val_loss.append(v_loss)
                 if v_acc is not None:
                     history.val_accuracy.append(v_acc)

@@ -1,0 +1,81 @@
+"""Shared fixtures: PyTorch as an optional oracle, and the zoo of every layer.
+
+``LAYER_ZOO`` lists every :class:`dlbook.core.Module` class of the package
+with a small float64 instance and an input shape; ``tests/test_modules.py``
+runs the generic properties over it (gradcheck, accumulation, reuse of one
+instance, state_dict, errors). A new layer joins the generic tests by adding
+one entry here; ``test_every_module_class_is_in_the_zoo`` fails until it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import dlbook as dl
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, or skip the test with one message everywhere."""
+    return pytest.importorskip("torch", reason="PyTorch not installed: reference comparison skipped")
+
+
+@dataclass
+class Zoo:
+    """One entry: ``make(rng, dtype)`` builds the layer; ``shape`` is its input's shape."""
+
+    make: object
+    shape: tuple
+    random: bool = False  # draws at every training forward (checked in eval mode)
+    kinked: bool = False  # not differentiable at 0: inputs kept away from the kinks
+    same_shape: bool = True  # output shape == input shape (it can follow itself)
+    options: dict = field(default_factory=dict)
+
+
+def _residual(rng, dtype):
+    branch = dl.Sequential(dl.layers.Linear(4, 4, rng=rng, dtype=dtype), dl.activations.Activation("tanh"))
+    return dl.resnet.Residual(branch, post=dl.layers.LayerNorm(4, dtype=dtype))
+
+
+LAYER_ZOO: dict[str, Zoo] = {
+    "Linear": Zoo(lambda r, d: dl.layers.Linear(4, 4, rng=r, dtype=d), (3, 4)),
+    "Linear3d": Zoo(lambda r, d: dl.layers.Linear(4, 4, rng=r, dtype=d), (2, 3, 4)),
+    "Dropout": Zoo(lambda r, d: dl.layers.Dropout(0.3, rng=r), (3, 4), random=True),
+    "BatchNorm1d": Zoo(lambda r, d: dl.layers.BatchNorm1d(4, dtype=d), (5, 4)),
+    "BatchNorm2d": Zoo(lambda r, d: dl.layers.BatchNorm2d(2, dtype=d), (3, 2, 3, 3)),
+    "LayerNorm": Zoo(lambda r, d: dl.layers.LayerNorm(4, dtype=d), (2, 3, 4)),
+    "Identity": Zoo(lambda r, d: dl.layers.Identity(), (3, 4)),
+    "Flatten": Zoo(lambda r, d: dl.layers.Flatten(), (2, 3, 4), same_shape=False),
+    "Conv2d": Zoo(lambda r, d: dl.conv.Conv2d(2, 2, 3, padding=1, rng=r, dtype=d), (2, 2, 4, 4)),
+    "MaxPool2d": Zoo(lambda r, d: dl.conv.MaxPool2d(2), (2, 2, 4, 4), kinked=True, same_shape=False),
+    "AvgPool2d": Zoo(lambda r, d: dl.conv.AvgPool2d(2), (2, 2, 4, 4), same_shape=False),
+    "GlobalAvgPool2d": Zoo(lambda r, d: dl.conv.GlobalAvgPool2d(), (2, 3, 2, 2), same_shape=False),
+    "Activation": Zoo(lambda r, d: dl.activations.Activation("tanh"), (3, 4)),
+    "PReLU": Zoo(lambda r, d: dl.activations.PReLU(dtype=d), (3, 4), kinked=True),
+    "RReLU": Zoo(lambda r, d: dl.activations.RReLU(rng=r), (3, 4), random=True, kinked=True),
+    "Maxout": Zoo(lambda r, d: dl.activations.Maxout(4, 4, 3, rng=r, dtype=d), (2, 3, 4), kinked=True),
+    "CReLU": Zoo(lambda r, d: dl.activations.CReLU(), (3, 4), kinked=True, same_shape=False),
+    "GLU": Zoo(lambda r, d: dl.activations.GLU(4, 4, rng=r, dtype=d), (2, 3, 4)),
+    "SwiGLU": Zoo(lambda r, d: dl.activations.SwiGLU(4, 4, rng=r, dtype=d), (2, 3, 4)),
+    "Residual": Zoo(_residual, (3, 4)),
+    "PadShortcut": Zoo(lambda r, d: dl.resnet.PadShortcut(2, 3, 2), (2, 2, 4, 4), same_shape=False),
+    "Sequential": Zoo(
+        lambda r, d: dl.Sequential(dl.layers.Linear(4, 5, rng=r, dtype=d), dl.activations.Activation("gelu"),
+                                   dl.layers.Linear(5, 4, rng=r, dtype=d)),
+        (3, 4),
+    ),
+}
+
+
+def zoo_input(entry: Zoo, rng, dtype=np.float64) -> np.ndarray:
+    """A random input for ``entry``; kinked layers get values at least 0.1 away from 0."""
+    gen = np.random.default_rng(rng)
+    x = gen.standard_normal(entry.shape)
+    if entry.kinked:
+        x = np.sign(x) * (0.1 + np.abs(x))
+        if entry.shape[-1] % 2 == 0 and len(entry.shape) == 4:  # distinct values in every pooling window
+            x = x + 0.01 * np.arange(x.size).reshape(x.shape)
+    return x.astype(dtype)
