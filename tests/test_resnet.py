@@ -181,15 +181,15 @@ def test_small_resnet_against_torch():
 @pytest.mark.parametrize("n,depth", [(1, 8), (3, 20), (7, 44)])
 def test_depth_and_weighted_layers(n, depth):
     assert resnet_depth(n) == depth
-    model = resnet(n, (4, 8, 16), in_channels=1, plain=True)
+    model = resnet(n, (4, 8, 16), in_channels=1, plain=True, rng=0)
     weighted = [k for k in model.params if k.endswith("W")]
     assert len(weighted) == depth
 
 
 def test_parameter_counts_pad_projection_and_plain():
-    plain = resnet(3, (16, 32, 64), in_channels=3, plain=True)
-    pad = resnet(3, (16, 32, 64), in_channels=3, shortcut="pad")
-    proj = resnet(3, (16, 32, 64), in_channels=3, shortcut="projection")
+    plain = resnet(3, (16, 32, 64), in_channels=3, plain=True, rng=0)
+    pad = resnet(3, (16, 32, 64), in_channels=3, shortcut="pad", rng=0)
+    proj = resnet(3, (16, 32, 64), in_channels=3, shortcut="projection", rng=0)
     assert plain.num_parameters() == pad.num_parameters() == 269_722  # He et al.: "0.27M"
     # two 1x1 projections (16->32, 32->64) and their BatchNorms
     assert proj.num_parameters() - pad.num_parameters() == 16 * 32 + 32 * 64 + 2 * (32 + 64)
@@ -207,7 +207,7 @@ def test_plain_and_residual_share_every_branch_weight():
 
 
 def test_every_block_is_one_top_level_layer_and_shapes():
-    model = resnet(2, (4, 8, 16), in_channels=1, num_classes=10)
+    model = resnet(2, (4, 8, 16), in_channels=1, num_classes=10, rng=0)
     x = np.random.default_rng(9).standard_normal((3, 1, 8, 8))
     outs = dl.probes.layer_outputs(model, x)
     shapes = [o.shape for o in outs]
@@ -233,7 +233,7 @@ def test_params_and_grads_are_linked_to_the_layers():
 
 
 def test_train_and_eval_propagate_into_blocks():
-    model = resnet(1, (2,), in_channels=1, num_classes=2)
+    model = resnet(1, (2,), in_channels=1, num_classes=2, rng=0)
     model.eval()
     bns = [m for m in model.layers[3].branch.layers if isinstance(m, BatchNorm2d)]
     assert bns and not any(b.training for b in bns)
@@ -251,9 +251,9 @@ def test_zero_gamma_makes_original_blocks_identity():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="shortcut"):
-        basic_block(2, 4, 2, shortcut="zeros")
+        basic_block(2, 4, 2, shortcut="zeros", rng=0)
     with pytest.raises(ValueError, match="norm_position"):
-        residual_mlp(4, 4, 2, 2, norm_position="middle")
+        residual_mlp(4, 4, 2, 2, norm_position="middle", rng=0)
     with pytest.raises(ValueError, match="at least in_channels"):
         PadShortcut(4, 2)
     with pytest.raises(TypeError, match="Module"):
@@ -262,7 +262,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="shortcut"):
         res(np.zeros((1, 2, 4, 4)))
     with pytest.raises(ValueError):
-        resnet(0)
+        resnet(0, rng=0)
 
 
 # =============================================================================

@@ -187,6 +187,84 @@ def test_early_stopping_restores_the_best_parameters():
         train.EarlyStopping(net, patience=0)
 
 
+def test_early_stopping_restores_batchnorm_statistics_too():
+    """Version 1 restored the parameters only: the running statistics stayed those of the last epoch."""
+    X, y = dl.data.spirals(50, rng=0)
+    net = dl.models.mlp([2, 8, 3], "relu", rng=0, norm="batch")
+    stopper = train.EarlyStopping(net, patience=1)
+    h = train.History()
+    net(X)  # training mode: the running statistics move
+    best = net.state_dict()
+    h.val_loss.append(0.5)
+    stopper(h, 0)
+    net(X * 3 + 1)
+    h.val_loss.append(0.9)
+    assert stopper(h, 1)
+    np.testing.assert_array_equal(net[1].buffers["running_mean"], best["1.running_mean"])
+    np.testing.assert_array_equal(net[1].buffers["running_var"], best["1.running_var"])
+
+
+class TwoInputs(dl.Module):
+    """(a, b) -> a W + b V: a model called with two arrays, as a sequence-to-sequence model is."""
+
+    def __init__(self):
+        super().__init__()
+        self.wa = dl.layers.Linear(2, 3, rng=0)
+        self.wb = dl.layers.Linear(1, 3, rng=1)
+
+    def forward(self, a, b):
+        return self.wa(a) + self.wb(b)
+
+    def backward(self, dout):
+        return self.wa.backward(dout), self.wb.backward(dout)
+
+
+def test_fit_and_evaluate_over_a_tuple_of_arrays():
+    X, y = dl.data.spirals(100, rng=0)
+    a, b = X, np.linalg.norm(X, axis=1, keepdims=True)
+    net = TwoInputs()
+    opt = optim.Adam(net, 0.05)
+    h = train.fit(net, softmax_cross_entropy, opt, (a, b, y), epochs=20, batch_size=32, rng=0,
+                  val=(a, b, y), progress=False)
+    loss, acc = train.evaluate(net, softmax_cross_entropy, (a, b, y))
+    assert h.val_loss[-1] == pytest.approx(loss)
+    assert acc == h.val_accuracy[-1] and acc > 0.5
+    assert all(not m._tape for m in net.modules())  # evaluation keeps nothing
+
+
+def test_the_two_array_form_equals_the_tuple_form():
+    X, y = dl.data.spirals(60, rng=1)
+    runs = []
+    for data in [(X, y), ((X, y), None)]:
+        net = dl.models.mlp([2, 8, 3], rng=0)
+        h = train.fit(net, softmax_cross_entropy, optim.SGD(net, 0.1), *data, epochs=2, batch_size=16,
+                      rng=0, progress=False)
+        runs.append((h.loss, net.params["0.W"].copy()))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_sequence_accuracy_skips_padding():
+    logits = np.zeros((2, 3, 4))
+    logits[..., 1] = 1.0  # predicts class 1 everywhere
+    y = np.array([[1, 1, -100], [2, 1, -100]])
+    assert train._n_correct(logits, y) == (3, 4)
+
+
+def test_train_step_is_one_step_of_fit():
+    X, y = dl.data.spirals(30, rng=2)
+    a, b = dl.models.mlp([2, 5, 3], rng=0), dl.models.mlp([2, 5, 3], rng=0)
+    r = train.train_step(a, softmax_cross_entropy, optim.SGD(a, 0.1), X, y)
+    h = train.fit(b, softmax_cross_entropy, optim.SGD(b, 0.1), X, y, epochs=1, batch_size=len(X),
+                  rng=0, progress=False)
+    assert r.loss == pytest.approx(h.loss[0]) and r.output.shape == (len(X), 3)
+    np.testing.assert_allclose(a.params["0.W"], b.params["0.W"])
+    with pytest.raises(train.TrainingDiverged, match="at step 1: the loss is inf"):
+        train.train_step(a, lambda z, t: (np.inf, z), optim.SGD(a, 0.1), X, y)
+    with pytest.raises(TypeError, match="at least two arrays"):
+        train.train_step(a, softmax_cross_entropy, optim.SGD(a, 0.1), X)
+
+
 def test_scheduler_rates_are_recorded_per_step():
     X, y, net, opt = _spirals_setup(lr=0.02)
     sched = optim.StepLR(opt, step_size=5, gamma=0.5)
@@ -245,16 +323,16 @@ def test_progress_bar_shows_running_loss_unless_static(capsys, monkeypatch):
 def test_bad_inputs_raise_clear_errors():
     X, y, net, opt = _spirals_setup()
     kw = {"epochs": 1, "batch_size": 10, "rng": 0, "progress": False}
-    with pytest.raises(ValueError, match=r"same number of rows, got shapes \(300, 2\) and \(299,\)"):
+    with pytest.raises(ValueError, match=r"same number of rows, got shapes \(300, 2\), \(299,\)"):
         train.fit(net, softmax_cross_entropy, opt, X, y[:-1], **kw)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\] for a model with 3 outputs"):
         train.fit(net, softmax_cross_entropy, opt, X, y + 1, **kw)
     with pytest.raises(ValueError, match=r"expects 2 input features, but X has shape \(300, 5\)"):
         train.fit(net, softmax_cross_entropy, opt, np.zeros((300, 5)), y, **kw)
-    with pytest.raises(ValueError, match="X_val and X_val's y must have the same number of rows"):
+    with pytest.raises(ValueError, match="val: the arrays must have the same number of rows"):
         train.fit(net, softmax_cross_entropy, opt, X, y, val=(X, y[:5]), **kw)
     with pytest.raises(ValueError, match="different model"):
-        train.fit(net, softmax_cross_entropy, optim.SGD(dl.models.mlp([2, 3]), 0.1), X, y, **kw)
+        train.fit(net, softmax_cross_entropy, optim.SGD(dl.models.mlp([2, 3], rng=0), 0.1), X, y, **kw)
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         train.fit(net, softmax_cross_entropy, opt, X, y, **{**kw, "epochs": 0})
     with pytest.raises(ValueError, match="clip_norm must be a positive number"):

@@ -63,6 +63,9 @@ __all__ = [
     "PIECEWISE_LINEAR",
     "interpolant_net",
     "sawtooth_net",
+    "zigzag_net",
+    "fold_layers",
+    "first_layer_kinks",
     "random_relu_net",
     "activation_pattern",
     "breakpoints",
@@ -556,6 +559,63 @@ def sawtooth_net(depth: int, dtype=np.float64) -> Sequential:
     out.params["W"][...] = [[2.0], [-4.0]]
     out.params["b"][...] = 0.0
     return Sequential(layers + [out])
+
+
+def zigzag_net(depth: int, dtype=np.float64) -> Sequential:
+    """A width-3 ReLU network whose ``depth`` layers give :math:`3^k` pieces on [0, 1].
+
+    .. math:: Z(x) = 3\\,\\mathrm{relu}(x) - 6\\,\\mathrm{relu}(x - \\tfrac13)
+              + 6\\,\\mathrm{relu}(x - \\tfrac23), \\qquad f_k = Z^{\\circ k}
+
+    ``Z`` maps each third of [0, 1] onto [0, 1] (up, down, up), so composing
+    it ``k`` times makes :math:`3^k` pieces from :math:`3k` units, the base-3
+    version of :func:`sawtooth_net`. As there, each layer's output weights
+    ``(3, -6, 6)`` are folded into the next Linear. Chapter 2, exercise 3
+    (Telgarsky 2016; Montúfar et al. 2014 count regions the same way).
+    """
+    depth = check_positive_int(depth, "depth")
+    dtype = _check_dtype(dtype)
+    out_w = np.array([[3.0], [-6.0], [6.0]], dtype=dtype)  # (3, 1): Z = 3 h1 - 6 h2 + 6 h3
+    bias = np.array([0.0, -1.0 / 3.0, -2.0 / 3.0], dtype=dtype)
+    layers: list[Module] = []
+    for i in range(depth):
+        W = np.ones((1, 3), dtype=dtype) if i == 0 else out_w @ np.ones((1, 3), dtype=dtype)  # (1 or 3, 3)
+        layers += [Linear.from_weights(W, bias), Activation("relu")]
+    return Sequential(layers + [Linear.from_weights(out_w)])
+
+
+def fold_layers(shift: float, dtype=np.float64) -> list[Module]:
+    """Three layers that fold the plane: ``(x, y) -> (|x - s|, |y - s|)`` with four ReLUs.
+
+    .. math:: |x - s| = \\mathrm{relu}(x - s) + \\mathrm{relu}(s - x)
+
+    ``[Linear(2, 4), ReLU, Linear(4, 2)]``: the first layer computes
+    :math:`x - s, s - x, y - s, s - y`, the second adds the pairs. Stacking
+    folds copies a picture onto every cell they create, the "space folding"
+    view of depth (Montúfar et al. 2014). Chapter 2.
+    """
+    dtype = _check_dtype(dtype)
+    s = float(shift)
+    W1 = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]], dtype=dtype)  # (2, 4)
+    b1 = np.array([-s, s, -s, s], dtype=dtype)
+    W2 = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], dtype=dtype)  # (4, 2)
+    return [Linear.from_weights(W1, b1), Activation("relu"), Linear.from_weights(W2)]
+
+
+def first_layer_kinks(net: Sequential) -> np.ndarray:
+    """Where each first-layer unit of a one-input ReLU net has its kink: :math:`x = -b_j / w_j`.
+
+    The first layer must be a ``Linear(1, H)``; a unit with :math:`w_j = 0`
+    has no kink and gives ``inf`` or ``nan``. Returns ``(H,)`` in unit order.
+    Chapter 2.
+    """
+    first = net[0] if isinstance(net, Sequential) else net
+    if not isinstance(first, Linear) or first.in_features != 1:
+        raise TypeError(f"the first layer must be a Linear with one input, got {first!r}")
+    W = first.params["W"][0]
+    b = first.params["b"] if "b" in first.params else np.zeros_like(W)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -b / W
 
 
 def random_relu_net(
