@@ -9,7 +9,7 @@ timings first and all torch timings after a pause (their worker threads must
 not compete), each the median of ``REPEATS`` runs after ``WARMUP`` runs.
 
 Run it with ``make bench`` (or ``python benchmarks/bench_activations.py``).
-Without torch only the dlbook column is printed. See PERFORMANCE.md for why
+Without torch only the dlbook column is printed. Why
 some functions cannot reach torch: NumPy makes one pass over memory per
 elementwise operation, while torch fuses a whole activation into one loop.
 """

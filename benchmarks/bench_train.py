@@ -11,8 +11,7 @@ timings first and the torch timings after a pause, each the median of
 dlbook step into its parts.
 
 Run it with ``make bench`` (or ``python benchmarks/bench_train.py``).
-Without torch only the dlbook column is printed. PERFORMANCE.md reports a
-ratio of about 0.97 for this step written straightforwardly.
+Without torch only the dlbook column is printed.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import dlbook
 from dlbook import losses, models, optim
+from dlbook.core import inference_mode
 
 SIZES = (784, 256, 256, 10)
 BATCH = 128
@@ -54,25 +54,44 @@ def _data():
 
 
 def _dlbook_parts(net, opt, x, y) -> dict:
-    """Time each part of the dlbook step separately (ms)."""
+    """Time each part of the dlbook step separately (ms).
+
+    A forward pass saves what its backward needs on the layers' tapes, so
+    backward is timed together with its forward and reported as the
+    difference; forward-only timings run under ``inference_mode`` (nothing
+    saved, as in evaluation) and with saving (as in training).
+    """
     logits = net(x)
     _, dlogits = losses.softmax_cross_entropy(logits, y)
-    parts = {
-        "forward": lambda: net.forward(x),
-        "loss": lambda: losses.softmax_cross_entropy(logits, y),
-        "backward": lambda: (net.zero_grad(), net.backward(dlogits)),
-        "Adam step": opt.step,
+    net.clear_tape()
+
+    def fwd_bwd():
+        net.forward(x)
+        net.backward(dlogits)
+
+    def fwd_inference():
+        with inference_mode():
+            net.forward(x)
+
+    times = {
+        "forward (saving)": _median_ms_per_step(lambda: (net.forward(x), net.clear_tape())),
+        "forward (inference)": _median_ms_per_step(fwd_inference),
+        "loss": _median_ms_per_step(lambda: losses.softmax_cross_entropy(logits, y)),
+        "forward + backward": _median_ms_per_step(fwd_bwd),
+        "zero_grad": _median_ms_per_step(opt.zero_grad),
+        "Adam step": _median_ms_per_step(opt.step),
     }
+    h = x
     for i, layer in enumerate(net.layers):
-        name = f"  layer {i} {type(layer).__name__}"
-        h = net.layers[0].forward(x) if i else x
-        for prev in net.layers[1:i]:
-            h = prev.forward(h)
         out = layer.forward(h)
+        layer.clear_tape()
         dout = np.ones_like(out)
-        parts[name + " fwd"] = lambda layer=layer, h=h: layer.forward(h)
-        parts[name + " fwd+bwd"] = lambda layer=layer, h=h, d=dout: (layer.forward(h), layer.backward(d))
-    return {k: _median_ms_per_step(fn) for k, fn in parts.items()}
+        name = f"  layer {i} {type(layer).__name__}"
+        times[name + " fwd+bwd"] = _median_ms_per_step(
+            lambda layer=layer, h=h, d=dout: (layer.forward(h), layer.backward(d))
+        )
+        h = out
+    return times
 
 
 def main() -> dict:

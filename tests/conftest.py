@@ -63,8 +63,11 @@ LAYER_ZOO: dict[str, Zoo] = {
     "Residual": Zoo(_residual, (3, 4)),
     "PadShortcut": Zoo(lambda r, d: dl.resnet.PadShortcut(2, 3, 2), (2, 2, 4, 4), same_shape=False),
     "Sequential": Zoo(
-        lambda r, d: dl.Sequential(dl.layers.Linear(4, 5, rng=r, dtype=d), dl.activations.Activation("gelu"),
-                                   dl.layers.Linear(5, 4, rng=r, dtype=d)),
+        lambda r, d: dl.Sequential(
+            dl.layers.Linear(4, 5, rng=r, dtype=d),
+            dl.activations.Activation("gelu"),
+            dl.layers.Linear(5, 4, rng=r, dtype=d),
+        ),
         (3, 4),
     ),
 }

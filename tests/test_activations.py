@@ -367,7 +367,7 @@ def test_rrelu_eval_matches_torch():
     import torch.nn.functional as F
 
     x = np.random.default_rng(5).normal(size=(6, 7))
-    layer = act.RReLU(0.1, 0.3).eval()
+    layer = act.RReLU(0.1, 0.3, rng=0).eval()
     y = layer.forward(x)
     y_t = F.rrelu(torch.tensor(x), 0.1, 0.3, training=False).numpy()
     np.testing.assert_allclose(y, y_t, rtol=1e-14)
@@ -420,7 +420,7 @@ def test_gradcheck_prelu(shape):
 
 
 def test_gradcheck_rrelu_training_and_eval():
-    layer = act.RReLU()
+    layer = act.RReLU(rng=0)
     x = _nonzero(np.random.default_rng(9).normal(size=(5, 6)))
 
     def fixed_draw(inp):
@@ -634,8 +634,9 @@ def test_extreme_inputs_stay_finite_without_warnings(name, dtype):
 
 def test_float32_stays_float32_in_every_layer():
     x = np.random.default_rng(11).normal(size=(4, 6)).astype(np.float32)
-    layers = [act.PReLU(), act.PReLU(6), act.RReLU(), act.RReLU().eval(), act.Maxout(6, 2),
-              act.CReLU(), act.GLU(6, 3), act.SwiGLU(6, 3), act.Activation("gelu")]  # fmt: skip
+    layers = [act.PReLU(), act.PReLU(6), act.RReLU(rng=0), act.RReLU(rng=0).eval(),
+              act.Maxout(6, 2, rng=0), act.CReLU(), act.GLU(6, 3, rng=0), act.SwiGLU(6, 3, rng=0),
+              act.Activation("gelu")]  # fmt: skip
     for layer in layers:
         y = layer.forward(x)
         dx = layer.backward(np.ones_like(y))
@@ -650,11 +651,11 @@ def test_nothing_mutates_its_inputs():
     x0 = x.copy()
     for layer in [act.Activation(n) for n in ELEMENTWISE] + [
         act.PReLU(),
-        act.RReLU(),
-        act.Maxout(6, 2),
+        act.RReLU(rng=0),
+        act.Maxout(6, 2, rng=0),
         act.CReLU(),
-        act.GLU(6, 3),
-        act.SwiGLU(6, 3),
+        act.GLU(6, 3, rng=0),
+        act.SwiGLU(6, 3, rng=0),
     ]:
         y = layer.forward(x)
         dout = rng.normal(size=y.shape)
@@ -677,7 +678,7 @@ def test_integer_and_boolean_input_is_refused():
         act.Activation("tanh").forward(xi > 2)
     with pytest.raises(TypeError, match="dtype"):
         act.get("relu")(np.int64(3))
-    for layer in (act.PReLU(), act.RReLU(), act.CReLU(), act.GLU(3, 2), act.Maxout(3, 2)):
+    for layer in (act.PReLU(), act.RReLU(rng=0), act.CReLU(), act.GLU(3, 2, rng=0), act.Maxout(3, 2, rng=0)):
         with pytest.raises(TypeError, match="dtype"):
             layer.forward(xi)
     with pytest.raises(TypeError, match="dtype"):
@@ -700,24 +701,32 @@ def test_shape_errors():
         act.glu(np.ones((2, 5)))
     with pytest.raises(ValueError, match="out of range"):
         act.glu(np.ones((2, 4)), axis=2)
-    with pytest.raises(ValueError, match=r"\(N, 5\).*3 features instead of 5"):
-        act.GLU(5, 2).forward(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"\(N, 5\) or \(N, \.\.\., 5\).*3 features instead of 5"):
+        act.GLU(5, 2, rng=0).forward(np.ones((4, 3)))
     with pytest.raises(ValueError, match="instead of 5"):
-        act.SwiGLU(5, 2).forward(np.ones((4, 6)))
+        act.SwiGLU(5, 2, rng=0).forward(np.ones((4, 6)))
     with pytest.raises(ValueError, match="instead of 5"):
-        act.Maxout(5, 2).forward(np.ones((4, 4)))
-    with pytest.raises(ValueError, match="2-D"):
-        act.GLU(5, 2).forward(np.ones((4, 5, 1)))
+        act.Maxout(5, 2, rng=0).forward(np.ones((4, 4)))
+    with pytest.raises(ValueError, match="1 features instead of 5"):  # (N, T, D) needs D last
+        act.GLU(5, 2, rng=0).forward(np.ones((4, 5, 1)))
+    for layer in (act.GLU(5, 2, rng=0), act.SwiGLU(5, 2, rng=0), act.Maxout(5, 2, rng=0)):
+        with pytest.raises(ValueError, match=r"\(N, 5\) or \(N, \.\.\., 5\), got \(5,\)"):
+            layer.forward(np.ones(5))  # one sample still needs its batch axis
+        with pytest.raises(ValueError, match=r"dout must have the output's shape \(2, 3, 2\)"):
+            layer.forward(np.ones((2, 3, 5)))
+            layer.backward(np.ones((6, 2)))
     with pytest.raises(ValueError, match=r"\(N, 3, \.\.\.\)"):
         act.PReLU(3).forward(np.ones((2, 4, 5)))
     with pytest.raises(ValueError, match="shape"):
         layer = act.Activation("relu")
         layer.forward(np.ones((2, 3)))
         layer.backward(np.ones((3, 2)))
-    with pytest.raises(RuntimeError, match="forward before backward"):
-        act.Activation("relu").backward(np.ones(3))
     with pytest.raises(ValueError, match="positive integer"):
-        act.Maxout(5, 2, pieces=0)
+        act.Maxout(5, 2, pieces=0, rng=0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        act.GLU(5, 2, rng=0, dtype=np.int64)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        act.PReLU(dtype=np.float16)
 
 
 # ---------------------------------------------------------------------------
@@ -729,6 +738,7 @@ def test_activation_layer_training_and_eval_agree():
     for name in ELEMENTWISE:
         layer = act.Activation(name)
         y_train, dx_train = layer.forward(x), layer.backward(dout)
+        layer.forward(x)
         np.testing.assert_array_equal(layer.backward(dout), dx_train)  # repeatable
         layer.eval()
         np.testing.assert_array_equal(layer.forward(x), y_train)
@@ -769,7 +779,7 @@ def test_rrelu_slopes_are_uniform_and_reproducible():
     gen = np.random.default_rng(7)
     np.testing.assert_array_equal(slopes, -act.RReLU(lower, upper, rng=gen).forward(x))
     # positives pass unchanged; evaluation uses the mean slope
-    layer = act.RReLU(lower, upper)
+    layer = act.RReLU(lower, upper, rng=0)
     np.testing.assert_array_equal(layer.forward(np.arange(1.0, 5.0)), np.arange(1.0, 5.0))
     assert layer.eval().forward(np.array([-1.0]))[0] == pytest.approx(-(lower + upper) / 2)
 
@@ -789,7 +799,7 @@ def test_maxout_function_and_layer():
     np.testing.assert_allclose(layer.forward(xb), act.maxout(z, 2), rtol=1e-15)
 
     # ReLU is Maxout with pieces (x, 0)
-    relu_like = act.Maxout(4, 4, pieces=2)
+    relu_like = act.Maxout(4, 4, pieces=2, rng=0)
     relu_like.params["W"][:] = 0.0
     relu_like.params["b"][:] = 0.0
     relu_like.params["W"][:, 0::2] = np.eye(4)
@@ -827,8 +837,8 @@ def test_layer_initialisation_is_seeded():
     np.testing.assert_array_equal(a.params["W"], b.params["W"])
     assert not np.array_equal(a.params["W"], act.GLU(8, 4, rng=4).params["W"])
     assert np.abs(a.params["W"]).max() <= 1 / math.sqrt(8)
-    assert act.Maxout(3, 2, pieces=4).params["W"].shape == (3, 8)
-    assert act.SwiGLU(3, 2).params["b"].shape == (4,)
+    assert act.Maxout(3, 2, pieces=4, rng=0).params["W"].shape == (3, 8)
+    assert act.SwiGLU(3, 2, rng=0).params["b"].shape == (4,)
     with pytest.raises(TypeError, match="rng"):
         act.GLU(3, 2, rng="seed")
 
@@ -900,3 +910,250 @@ def test_xexp_is_x_for_positive_and_x_exp_x_for_negative():
     expected = np.where(x >= 0, x, x * np.exp(x))
     np.testing.assert_allclose(act.get("xexp")(x), expected, rtol=1e-15)
     assert act.get("xexp")(np.array([-1.0]))[0] == pytest.approx(-1 / math.e, rel=1e-15)
+
+
+# ---------------------------------------------------------------------------
+# The module protocol: a tape per layer, (N, ..., D) inputs, explicit seeds
+# ---------------------------------------------------------------------------
+def _layers_with_rng():
+    return {
+        "RReLU": lambda rng: act.RReLU(rng=rng),
+        "Maxout": lambda rng: act.Maxout(4, 3, pieces=2, rng=rng),
+        "GLU": lambda rng: act.GLU(4, 3, rng=rng),
+        "SwiGLU": lambda rng: act.SwiGLU(4, 3, rng=rng),
+    }
+
+
+@pytest.mark.parametrize("name", ["tanh", "gelu", "softplus", "mish", "selu", "sigmoid"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_one_activation_used_twice_in_a_sequential(name, mode):
+    # the same instance at two places: its tape must hold both calls
+    f = act.Activation(name)
+    seq = dl.Sequential(f, act.Maxout(4, 4, pieces=2, rng=0), f)
+    getattr(seq, mode)()
+    x = np.random.default_rng(20).normal(size=(5, 4))
+    assert set(dl.gradcheck(seq, x)) == {"x", "1.W", "1.b"}
+    twice = dl.Sequential(f, f)  # f(f(x)), no weights in between
+    getattr(twice, mode)()
+    dl.gradcheck(twice, x)
+
+
+def test_activation_applied_twice_keeps_each_derivative():
+    # float32, large arrays: the layer reuses its buffers, but never one the tape still holds
+    rng = np.random.default_rng(21)
+    x1, x2 = rng.normal(size=(2, 1000)).astype(np.float32)
+    d1, d2 = rng.normal(size=(2, 1000)).astype(np.float32)
+    for name in ELEMENTWISE:
+        s, layer = act.get(name), act.Activation(name)
+        y1 = layer.forward(x1)
+        y1_copy = y1.copy()
+        layer.forward(x2)
+        np.testing.assert_array_equal(y1, y1_copy)  # the second call did not write into y1
+        np.testing.assert_array_equal(layer.backward(d2), d2 * s.derivative(x2))
+        np.testing.assert_array_equal(layer.backward(d1), d1 * s.derivative(x1))
+        with pytest.raises(RuntimeError, match="more often than forward"):
+            layer.backward(d1)
+
+
+def test_activation_reuses_its_derivative_buffer_between_steps():
+    # forward, backward, forward: the second forward writes f' into the first one's array
+    layer = act.Activation("silu")
+    x = np.random.default_rng(22).normal(size=1000).astype(np.float32)
+    layer.forward(x)
+    first = layer._tape[-1][1]
+    layer.backward(np.ones_like(x))
+    layer.forward(x)
+    assert layer._tape[-1][1] is first
+    layer.forward(x)  # a second call before backward gets a fresh array
+    assert layer._tape[-1][1] is not first
+
+
+@pytest.mark.parametrize("make", ["Maxout", "GLU", "SwiGLU", "PReLU", "CReLU", "RReLU"])
+def test_one_layer_called_twice_then_backpropagated_twice(make):
+    ctor = {
+        "Maxout": lambda: act.Maxout(4, 3, pieces=3, rng=5),
+        "GLU": lambda: act.GLU(4, 3, rng=5),
+        "SwiGLU": lambda: act.SwiGLU(4, 3, beta=1.3, rng=5),
+        "PReLU": lambda: act.PReLU(),
+        "CReLU": lambda: act.CReLU(),
+        "RReLU": lambda: act.RReLU(rng=5),
+    }[make]
+    rng = np.random.default_rng(23)
+    x1, x2 = _nonzero(rng.normal(size=(5, 4))), _nonzero(rng.normal(size=(5, 4)))
+    # reference: each call followed at once by its backward
+    ref = ctor()
+    y1 = ref.forward(x1)
+    d1 = rng.normal(size=y1.shape)
+    dx1 = ref.backward(d1)
+    y2 = ref.forward(x2)
+    d2 = rng.normal(size=y2.shape)
+    dx2 = ref.backward(d2)
+    # both forwards first, then the backwards in reverse order
+    layer = ctor()
+    np.testing.assert_array_equal(layer.forward(x1), y1)
+    np.testing.assert_array_equal(layer.forward(x2), y2)
+    np.testing.assert_array_equal(layer.backward(d2), dx2)
+    np.testing.assert_array_equal(layer.backward(d1), dx1)
+    for k, g in ref.grads.items():
+        np.testing.assert_array_equal(layer.grads[k], g)  # the summed gradients of both calls
+        assert np.any(g != 0.0)
+    # and the sum is the sum: each call alone gives one term
+    if ref.params:
+        alone = ctor()
+        alone.forward(x2)
+        alone.backward(d2)
+        g2 = {k: g.copy() for k, g in alone.grads.items()}
+        alone.zero_grad()
+        alone.forward(x1)
+        alone.backward(d1)
+        for k, g in ref.grads.items():
+            np.testing.assert_allclose(alone.grads[k] + g2[k], g, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("make", ["Maxout", "GLU", "SwiGLU"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_affine_activations_take_sequences(make, dtype):
+    # (N, T, D) -> (N, T, H): the same numbers as the 2-D layer on the (N*T, D) rows
+    layer = _layers_with_rng()[make](3)
+    rng = np.random.default_rng(24)
+    x = rng.normal(size=(2, 5, 4)).astype(dtype)
+    y = layer.forward(x)
+    assert y.shape == (2, 5, 3) and y.dtype == dtype
+    dout = rng.normal(size=y.shape).astype(dtype)
+    dx = layer.backward(dout)
+    grads3 = {k: g.copy() for k, g in layer.grads.items()}
+    layer.zero_grad()
+    y2 = layer.forward(x.reshape(10, 4))
+    dx2 = layer.backward(dout.reshape(10, 3))
+    np.testing.assert_array_equal(y, y2.reshape(2, 5, 3))
+    np.testing.assert_array_equal(dx, dx2.reshape(2, 5, 4))
+    assert dx.shape == x.shape and dx.dtype == dtype
+    for k, g in layer.grads.items():
+        np.testing.assert_array_equal(grads3[k], g)
+    # any number of leading axes
+    assert layer.forward(np.ones((2, 1, 3, 4), dtype=dtype)).shape == (2, 1, 3, 3)
+
+
+@pytest.mark.parametrize("make", ["Maxout", "GLU", "SwiGLU"])
+def test_gradcheck_affine_activations_on_sequences(make):
+    layer = _layers_with_rng()[make](4)
+    x = np.random.default_rng(25).normal(size=(2, 3, 4))
+    assert set(dl.gradcheck(layer, x)) == {"x", "W", "b"}
+    # a feed-forward block on (N, T, D): D -> H -> D
+    ffn = dl.Sequential(layer, act.Activation("tanh"), act.Maxout(3, 4, pieces=2, rng=6))
+    dl.gradcheck(ffn, x)
+
+
+def test_sequence_layers_match_torch():
+    torch = pytest.importorskip("torch", reason="comparison with PyTorch needs torch")
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(26)
+    x = rng.normal(size=(2, 5, 4))
+    dout = rng.normal(size=(2, 5, 3))
+    for layer in (act.GLU(4, 3, rng=1), act.SwiGLU(4, 3, beta=1.5, rng=2)):
+        y = layer.forward(x)
+        dx = layer.backward(dout)
+        t = torch.tensor(x, requires_grad=True)
+        W = torch.tensor(layer.params["W"].copy(), requires_grad=True)
+        b = torch.tensor(layer.params["b"].copy(), requires_grad=True)
+        u, v = (t @ W + b).chunk(2, dim=-1)
+        if isinstance(layer, act.SwiGLU):
+            y_t = u * torch.sigmoid(1.5 * u) * v
+        else:
+            y_t = F.glu(t @ W + b, dim=-1)
+        gx, gW, gb = torch.autograd.grad(y_t, (t, W, b), torch.tensor(dout))
+        np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(dx, gx.numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(layer.grads["W"], gW.numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(layer.grads["b"], gb.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("make", sorted(_layers_with_rng()))
+def test_random_layers_need_an_explicit_rng(make):
+    ctor = _layers_with_rng()[make]
+    with pytest.raises(ValueError, match="seed"):
+        ctor(None)
+    with pytest.raises(ValueError, match="seed"):
+        {"RReLU": act.RReLU, "Maxout": act.Maxout, "GLU": act.GLU, "SwiGLU": act.SwiGLU}[make](
+            *(() if make == "RReLU" else (4, 3))
+        )
+    # a seed or a Generator; the same seed draws the same numbers
+    a, b = ctor(9), ctor(np.random.default_rng(9))
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+def test_initial_weights_are_unchanged_for_a_seed():
+    # chapters quote numbers: the draws are W then b, U(+-1/sqrt(D)), from default_rng(seed)
+    for layer, width in ((act.Maxout(4, 3, pieces=2, rng=0), 6), (act.GLU(4, 3, rng=0), 6),
+                         (act.SwiGLU(4, 3, rng=0), 6)):  # fmt: skip
+        gen = np.random.default_rng(0)
+        np.testing.assert_array_equal(layer.params["W"], gen.uniform(-0.5, 0.5, size=(4, width)))
+        np.testing.assert_array_equal(layer.params["b"], gen.uniform(-0.5, 0.5, size=width))
+    np.testing.assert_allclose(
+        act.RReLU(rng=3).forward(-np.ones(4)),
+        -(1 / 8 + (1 / 3 - 1 / 8) * np.random.default_rng(3).random(4)),
+        rtol=1e-15,
+    )
+
+
+def _every_layer():
+    return [act.Activation("tanh"), act.Activation("relu").eval(), act.PReLU(), act.RReLU(rng=0),
+            act.RReLU(rng=0).eval(), act.Maxout(4, 3, rng=0), act.CReLU(), act.GLU(4, 3, rng=0),
+            act.SwiGLU(4, 3, rng=0)]  # fmt: skip
+
+
+@pytest.mark.parametrize("layer", _every_layer(), ids=lambda m: type(m).__name__)
+def test_backward_without_forward_raises(layer):
+    x = np.ones((2, 4))
+    with pytest.raises(RuntimeError, match="backward called more often than forward"):
+        layer.backward(np.ones((2, 3)))
+    y = layer.forward(x)
+    layer.backward(np.ones_like(y))
+    with pytest.raises(RuntimeError, match="more often than forward"):
+        layer.backward(np.ones_like(y))
+    # inference mode keeps nothing, and clear_tape drops a forward-only call
+    with dl.core.inference_mode():
+        layer.forward(x)
+    with pytest.raises(RuntimeError, match="inference_mode"):
+        layer.backward(np.ones_like(y))
+    layer.forward(x)
+    layer.clear_tape()
+    with pytest.raises(RuntimeError):
+        layer.backward(np.ones_like(y))
+
+
+def test_params_are_read_only_views_of_live_arrays():
+    layer = act.GLU(4, 3, rng=0)
+    with pytest.raises(TypeError):
+        layer.params["W"] = np.zeros((4, 6))
+    layer.params["W"][...] = 0.0  # writing into the array works
+    layer.params["b"][...] = 1.0
+    x = np.random.default_rng(27).normal(size=(2, 4))
+    np.testing.assert_allclose(layer.forward(x), np.full((2, 3), 1 / (1 + math.exp(-1.0))), rtol=1e-15)
+    assert layer.num_parameters() == 4 * 6 + 6
+    state = layer.state_dict()
+    other = act.GLU(4, 3, rng=1).load_state_dict(state)
+    np.testing.assert_array_equal(other.forward(x), layer.forward(x))
+
+
+def test_activations_use_the_numerics_kernels():
+    from dlbook import numerics
+
+    x = np.concatenate([np.linspace(-50, 50, 1001), [-1e4, 1e4]])
+    for dtype in (np.float32, np.float64):
+        xd = x.astype(dtype)
+        np.testing.assert_array_equal(act.get("sigmoid")(xd), numerics.sigmoid(xd))
+        # softplus below PyTorch's threshold is the exact function
+        np.testing.assert_array_equal(act.get("softplus")(xd, threshold=1e9), numerics.softplus(xd))
+        np.testing.assert_array_equal(act.glu(np.stack([xd, xd], -1))[:, 0], xd * numerics.sigmoid(xd))
+
+
+@pytest.mark.parametrize("layer", _every_layer(), ids=lambda m: type(m).__name__)
+def test_no_attribute_hides_a_module_method(layer):
+    # e.g. PReLU(num_parameters=3) must not turn the method num_parameters() into an int
+    for method in ("num_parameters", "zero_grad", "train", "eval", "state_dict", "parameter_slots"):
+        assert callable(getattr(layer, method)), method
+    assert layer.num_parameters() == sum(p.size for p in layer.params.values())
+    assert act.PReLU(num_parameters=3).num_parameters() == 3 and act.PReLU(3).channels == 3

@@ -1,10 +1,14 @@
 """Convolution and pooling (dlbook.conv) and BatchNorm2d (dlbook.layers).
 
 Values against the loop definition and against PyTorch's ``conv2d``,
-``max_pool2d``, ``avg_pool2d`` and ``batch_norm`` in float64 on random shapes,
-strides and paddings; gradients by central differences (``dl.gradcheck``);
-im2col/col2im as an adjoint pair; bad input with clear errors.
+``max_pool2d`` (NaN included), ``avg_pool2d`` and ``batch_norm`` in float64 on
+random shapes, strides and paddings; gradients by central differences
+(``dl.gradcheck``); im2col/col2im as an adjoint pair; the module protocol (one
+layer applied several times, rng without a default); bad input with clear
+errors.
 """
+
+import copy
 
 import numpy as np
 import pytest
@@ -20,7 +24,10 @@ from dlbook.conv import (
     conv_output_size,
     im2col,
 )
+from dlbook.core import inference_mode
 from dlbook.layers import BatchNorm2d
+
+RAISE_UNMATCHED = "backward called more often than forward"
 
 
 def _random_geometry(rng):
@@ -144,9 +151,9 @@ def test_conv2d_against_torch(seed):
     layer = Conv2d(shape[1], c_out, k, stride=s, padding=p, rng=seed)
     layer.params["b"][:] = rng.standard_normal(c_out)
     x = rng.standard_normal(shape)
+    layer.zero_grad()
     y = layer(x)
     dy = rng.standard_normal(y.shape)
-    layer.zero_grad()
     dx = layer.backward(dy)
 
     xt = torch.tensor(x, requires_grad=True)
@@ -174,10 +181,10 @@ def test_conv2d_float32_and_accumulation():
     rng = np.random.default_rng(3)
     layer = Conv2d(3, 4, 3, padding=1, rng=0, dtype=np.float32)
     x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    layer.zero_grad()
     y = layer(x)
     assert y.dtype == np.float32
     dy = np.ones_like(y)
-    layer.zero_grad()
     dx = layer.backward(dy)
     assert dx.dtype == np.float32 and layer.grads["W"].dtype == np.float32
     once = layer.grads["W"].copy()
@@ -201,24 +208,37 @@ def test_conv2d_does_not_mutate_input_or_upstream_gradient():
 
 
 def test_conv2d_bad_input():
-    layer = Conv2d(3, 8, 5, padding=1)
+    layer = Conv2d(3, 8, 5, padding=1, rng=0)
     with pytest.raises(ValueError, match="4-D"):
         layer(np.zeros((3, 8, 8)))
     with pytest.raises(ValueError, match="expected 3 input channels"):
         layer(np.zeros((1, 4, 8, 8)))
     with pytest.raises(ValueError, match="larger than the padded input"):
         layer(np.zeros((1, 3, 2, 2)))
-    with pytest.raises(RuntimeError, match="before forward"):
-        Conv2d(1, 1, 3).backward(np.zeros((1, 1, 1, 1)))
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        Conv2d(1, 1, 3, rng=0).backward(np.zeros((1, 1, 1, 1)))
     y = layer(np.zeros((1, 3, 6, 6)))
     with pytest.raises(ValueError, match="output's shape"):
         layer.backward(np.zeros(y.shape[:-1] + (y.shape[-1] + 1,)))
-    with pytest.raises(ValueError):
-        Conv2d(0, 8, 3)
-    with pytest.raises(ValueError):
-        Conv2d(3, 8, (3, 3, 3))
+    with pytest.raises(ValueError, match="in_channels must be a positive integer"):
+        Conv2d(0, 8, 3, rng=0)
+    with pytest.raises(ValueError, match="kernel_size must be an int or a pair"):
+        Conv2d(3, 8, (3, 3, 3), rng=0)
     with pytest.raises(ValueError, match="unknown init"):
-        Conv2d(3, 8, 3, init="nonsense")
+        Conv2d(3, 8, 3, init="nonsense", rng=0)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        Conv2d(3, 8, 3, rng=0, dtype=np.int32)
+
+
+def test_conv2d_needs_an_explicit_rng():
+    with pytest.raises(TypeError, match="rng"):
+        Conv2d(3, 8, 3, padding=1)
+    with pytest.raises(ValueError, match="no hidden global RNG"):
+        Conv2d(3, 8, 3, rng=None)
+    with pytest.raises(TypeError):
+        Conv2d(3, 8, 3, 1, 1, rng=0)  # stride, padding, ... are keywords
+    np.testing.assert_array_equal(Conv2d(3, 8, 3, rng=5).params["W"],
+                                  Conv2d(3, 8, 3, rng=np.random.default_rng(5)).params["W"])
 
 
 # =============================================================================
@@ -290,7 +310,8 @@ def test_global_avg_pool():
     pool = GlobalAvgPool2d()
     np.testing.assert_allclose(pool(x), x.mean(axis=(2, 3)), rtol=1e-14)
     dl.gradcheck(pool, x)
-    with pytest.raises(ValueError, match="shape"):
+    pool(x)
+    with pytest.raises(ValueError, match=r"dout must have the output's shape \(3, 4\)"):
         pool.backward(np.zeros((3, 5)))
 
 
@@ -301,7 +322,7 @@ def test_pooling_bad_input():
         MaxPool2d(2)(np.zeros((4, 4)))
     with pytest.raises(ValueError, match="larger than the padded input"):
         AvgPool2d(5)(np.zeros((1, 1, 3, 3)))
-    with pytest.raises(RuntimeError, match="before forward"):
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
         AvgPool2d(2).backward(np.zeros((1, 1, 1, 1)))
     assert MaxPool2d(3).stride == (3, 3)  # stride defaults to the window
 
@@ -387,3 +408,184 @@ def test_maxpool_padding_is_never_the_maximum():
     assert np.all(y == -1e6)
     dx = pool.backward(np.ones_like(y))
     assert dx.sum() == y.size  # every window's gradient reaches a real pixel
+
+
+# =============================================================================
+# MaxPool2d and NaN
+# =============================================================================
+def _nan_cases():
+    """(x, kernel, stride, padding): NaN first, inside, last in a window, two in one window, in overlaps."""
+    base = np.arange(1.0, 1.0 + 2 * 2 * 6 * 6).reshape(2, 2, 6, 6) % 7.0  # ties too
+    cases = []
+    for positions, k, s, p in [
+        ([(0, 0, 0, 0)], 2, 2, 0),  # first element of a window
+        ([(0, 0, 1, 1)], 2, 2, 0),  # last element of a window
+        ([(0, 1, 2, 3), (1, 0, 5, 4)], 2, 2, 0),  # inside, one per window
+        ([(0, 0, 0, 1), (0, 0, 1, 0)], 2, 2, 0),  # two NaNs in one window
+        ([(0, 0, 2, 2)], 3, 1, 1),  # overlapping windows, padding
+        ([(1, 1, 0, 5), (1, 1, 4, 4)], 3, 2, 1),  # at the border next to the -inf padding
+        ([(0, 0, 3, 3), (0, 0, 3, 4), (0, 0, 4, 3)], (2, 3), (1, 2), (1, 0)),
+    ]:
+        x = base.copy()
+        for i in positions:
+            x[i] = np.nan
+        cases.append((x, k, s, p))
+    return cases
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_maxpool_nan_against_torch(case):
+    torch = _torch()
+    x, k, s, p = _nan_cases()[case]
+    pool = MaxPool2d(k, stride=s, padding=p)
+    y = pool(x)
+    dy = np.random.default_rng(case).standard_normal(y.shape)
+    dx = pool.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(xt, k, stride=s, padding=p)
+    yt.backward(torch.tensor(dy))
+    assert np.isnan(y).any()
+    np.testing.assert_array_equal(y, yt.detach().numpy())  # NaN where torch has NaN, equal elsewhere
+    dx_ref = xt.grad.numpy()
+    np.testing.assert_array_equal(dx != 0, dx_ref != 0)  # the gradient goes where torch sends it
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-13, atol=1e-15)  # overlaps: sums in another order
+
+
+def test_maxpool_propagates_nan_wherever_it_is_in_the_window():
+    pool = MaxPool2d(2)
+    for pos in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        x = np.array([[[[1.0, 5.0], [3.0, 4.0]]]])
+        x[0, 0][pos] = np.nan
+        y = pool(x)
+        assert np.isnan(y[0, 0, 0, 0]), pos
+        dx = pool.backward(np.full((1, 1, 1, 1), 7.0))[0, 0]
+        expected = np.zeros((2, 2))
+        expected[pos] = 7.0  # the NaN takes the gradient
+        np.testing.assert_array_equal(dx, expected, err_msg=str(pos))
+    # two NaNs in one window: the last one in row-major order (PyTorch's rule); other windows unaffected
+    x = np.array([[[[np.nan, 2.0, 1.0, 1.0], [np.nan, 0.0, 1.0, 0.0]]]])
+    y = pool(x)
+    assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 0, 1] == 1.0
+    dx = pool.backward(np.ones_like(y))[0, 0]
+    np.testing.assert_array_equal(dx, [[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])  # ties: the first
+    # overlapping windows: every window holding the NaN gives NaN, the others do not
+    x = np.arange(5.0).reshape(1, 1, 1, 5)
+    x[0, 0, 0, 2] = np.nan
+    y = MaxPool2d((1, 2), stride=1)(x)[0, 0, 0]
+    np.testing.assert_array_equal(np.isnan(y), [False, True, True, False])
+    assert y[0] == 1.0 and y[3] == 4.0
+
+
+def test_maxpool_without_nan_is_unchanged_by_the_nan_rule():
+    rng = np.random.default_rng(11)
+    x = np.round(rng.standard_normal((2, 3, 7, 6)), 1)  # many ties
+    x[0, 0, 0, 0] = -np.inf
+    pool = MaxPool2d(3, stride=2, padding=1)
+    y = pool(x)
+    assert not np.isnan(y).any()
+    # the first maximum in row-major order, from the definition
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    for i in range(y.shape[2]):
+        for j in range(y.shape[3]):
+            win = xp[:, :, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3]
+            np.testing.assert_array_equal(y[:, :, i, j], win.max(axis=(2, 3)))
+
+
+# =============================================================================
+# One layer applied several times (the tape)
+# =============================================================================
+CONV_MAKERS = {
+    "Conv2d": (lambda: Conv2d(3, 3, 3, padding=1, rng=0), (2, 3, 5, 4)),
+    "Conv2d-strided": (
+        lambda: Conv2d(3, 3, (2, 3), stride=2, padding=(1, 0), init="he", rng=1),
+        (2, 3, 6, 5),
+    ),
+    "BatchNorm2d": (lambda: BatchNorm2d(3, momentum=0.3), (2, 3, 4, 3)),
+    "MaxPool2d": (lambda: MaxPool2d(3, stride=2, padding=1), (2, 3, 6, 5)),
+    "AvgPool2d": (lambda: AvgPool2d(2, stride=1, padding=1), (2, 3, 4, 5)),
+    "GlobalAvgPool2d": (lambda: GlobalAvgPool2d(), (2, 3, 4, 5)),
+}
+CONV_PARAMS = {"Conv2d": {"W", "b"}, "Conv2d-strided": {"W", "b"}, "BatchNorm2d": {"gamma", "beta"}}
+
+
+def _randomise(layer, seed):
+    gen = np.random.default_rng(seed)
+    for k, p in layer.params.items():
+        p[...] = gen.uniform(0.5, 1.5, p.shape) if k == "gamma" else gen.standard_normal(p.shape)
+    return layer
+
+
+@pytest.mark.parametrize("name", CONV_MAKERS)
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_one_layer_applied_twice_equals_two_copies(name, mode):
+    """Two forwards, then the two backwards in reverse order: each gets its own saved state."""
+    make, shape = CONV_MAKERS[name]
+    gen = np.random.default_rng(12)
+    shared = getattr(_randomise(make(), 2), mode)()
+    first = copy.deepcopy(shared)
+    x1 = gen.permutation(np.prod(shape)).reshape(shape) / 7.0  # distinct values: no max-pool ties
+    x2 = gen.standard_normal(shape[:2] + (shape[2] + 2, shape[3] + 1))  # another size
+    y1, y2 = shared(x1), shared(x2)
+    d1, d2 = gen.standard_normal(y1.shape), gen.standard_normal(y2.shape)
+    dx2 = shared.backward(d2)
+    dx1 = shared.backward(d1)
+    assert dx1.shape == x1.shape and dx2.shape == x2.shape
+    np.testing.assert_array_equal(first(x1), y1)
+    second = copy.deepcopy(first).clear_tape()  # the state the first call left (running statistics)
+    np.testing.assert_array_equal(second(x2), y2)
+    np.testing.assert_array_equal(second.backward(d2), dx2)
+    np.testing.assert_array_equal(first.backward(d1), dx1)
+    assert set(shared.grads) == CONV_PARAMS.get(name, set())
+    for k, g in shared.grads.items():
+        np.testing.assert_allclose(g, first.grads[k] + second.grads[k], rtol=1e-13, err_msg=k)
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        shared.backward(d1)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_gradcheck_of_one_layer_used_twice(mode):
+    rng = np.random.default_rng(13)
+    conv = Conv2d(2, 2, 3, padding=1, rng=3)
+    conv.params["b"][:] = rng.standard_normal(2)
+    errors = dl.gradcheck(dl.Sequential(conv, conv), rng.standard_normal((2, 2, 4, 5)))
+    assert set(errors) == {"x", "0.W", "0.b"}
+    bn = _randomise(BatchNorm2d(2, momentum=0.5), 4)
+    bn(rng.standard_normal((3, 2, 3, 3)) * 2 + 1)  # running statistics away from 0 and 1
+    getattr(bn, mode)()
+    errors = dl.gradcheck(dl.Sequential(bn, bn), rng.standard_normal((2, 2, 3, 3)) * 2 + 1)
+    assert set(errors) == {"x", "0.gamma", "0.beta"}
+    # 8x8 -> 4x4 -> 2x2 through one pooling layer; distinct values far apart: no ties
+    x = rng.permutation(2 * 2 * 8 * 8).reshape(2, 2, 8, 8).astype(float) / 10
+    dl.gradcheck(dl.Sequential(MaxPool2d(2), MaxPool2d(2)), x)  # two layers, for reference
+    pool = MaxPool2d(2)
+    dl.gradcheck(dl.Sequential(pool, pool), x)
+    avg = AvgPool2d(2)
+    dl.gradcheck(dl.Sequential(avg, avg), rng.standard_normal((2, 2, 8, 8)))
+
+
+@pytest.mark.parametrize("name", CONV_MAKERS)
+def test_backward_without_forward_raises(name):
+    make, shape = CONV_MAKERS[name]
+    layer = make()
+    x = np.random.default_rng(0).standard_normal(shape)
+    with inference_mode():
+        dout = np.ones(layer(x).shape)  # a forward in inference mode keeps nothing
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        layer.backward(dout)
+    layer(x)
+    layer.backward(dout)
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        layer.backward(dout)
+
+
+def test_batchnorm2d_state_dict_holds_the_running_statistics():
+    rng = np.random.default_rng(14)
+    bn = BatchNorm2d(3, momentum=0.5)
+    bn(rng.standard_normal((2, 3, 4, 4)) * 3 + 2)
+    state = bn.state_dict()
+    assert set(state) == {"gamma", "beta", "running_mean", "running_var"}
+    fresh = BatchNorm2d(3).load_state_dict(state)
+    np.testing.assert_array_equal(fresh.running_mean, bn.running_mean)
+    np.testing.assert_array_equal(fresh.running_var, bn.running_var)
+    x = rng.standard_normal((1, 3, 2, 2))
+    np.testing.assert_array_equal(fresh.eval()(x), bn.eval()(x))

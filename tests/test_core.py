@@ -87,6 +87,7 @@ class TiedHead(Module):
 
 # -- gradcheck ---------------------------------------------------------------------
 
+
 def test_gradcheck_passes_a_correct_backward():
     errors = dl.gradcheck(Square(2.0), np.random.default_rng(0).standard_normal((3, 4)))
     assert errors["x"] < 1e-8
@@ -156,6 +157,7 @@ def test_rel_error_has_a_floor_and_checks_shapes():
 
 # -- the tape ----------------------------------------------------------------------
 
+
 def test_tape_is_last_in_first_out():
     sq = Square()
     x1, x2 = np.array([1.0, 2.0]), np.array([3.0, 5.0])
@@ -195,12 +197,15 @@ def test_one_module_applied_at_every_step_like_an_rnn_cell():
     assert set(dl.gradcheck(Unrolled(), gen.standard_normal((4, 2, 3)))) == {"x", "lin.W"}
 
 
-def test_zero_grad_empties_the_tapes():
+def test_leftover_forwards_do_not_disturb_later_pairs_and_clear_tape_drops_them():
     net = dl.Sequential(Square(), Square())
-    net(np.ones(2))
-    net(np.ones(2))
-    assert len(net[0]._tape) == 2
-    net.zero_grad()
+    net(np.full(2, 5.0))  # a forward-only call, e.g. for a plot
+    x = np.array([1.0, 2.0])
+    net(x)
+    net.zero_grad()  # between forward and backward, as PyTorch allows
+    np.testing.assert_array_equal(net.backward(np.ones(2)), 4 * x**3)
+    assert len(net[0]._tape) == 1
+    net.clear_tape()
     assert not net[0]._tape
     with pytest.raises(RuntimeError, match="more often than forward"):
         net.backward(np.ones(2))
@@ -218,6 +223,7 @@ def test_inference_mode_is_separate_from_eval():
 
 
 # -- the tree, sharing, state ----------------------------------------------------------
+
 
 def test_shared_linear_in_a_sequential():
     """The review's demonstration on the version-1 core: wrong gradient, double step, double count."""
@@ -251,8 +257,15 @@ def test_nested_names_and_dict_and_list_children():
             self.params = {"scale": np.ones(2)}
 
     names = list(Block().params)
-    assert names == ["scale", "heads.0.W", "heads.0.b", "heads.1.W", "heads.1.b",
-                     "norms.pre.gamma", "norms.pre.beta"]
+    assert names == [
+        "scale",
+        "heads.0.W",
+        "heads.0.b",
+        "heads.1.W",
+        "heads.1.b",
+        "norms.pre.gamma",
+        "norms.pre.beta",
+    ]
 
 
 def test_tied_embedding_accumulates_into_its_owner():
@@ -318,15 +331,19 @@ def test_sequential_does_not_touch_existing_gradients():
 
 # -- checks ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [
-    lambda rng: dl.layers.Linear(2, 2, rng=rng),
-    lambda rng: dl.layers.Dropout(0.5, rng=rng),
-    lambda rng: dl.conv.Conv2d(1, 1, 3, rng=rng),
-    lambda rng: dl.activations.RReLU(rng=rng),
-    lambda rng: dl.activations.GLU(2, 2, rng=rng),
-    lambda rng: dl.models.mlp([2, 2], rng=rng),
-    lambda rng: dl.data.spirals(rng=rng),
-])
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: dl.layers.Linear(2, 2, rng=rng),
+        lambda rng: dl.layers.Dropout(0.5, rng=rng),
+        lambda rng: dl.conv.Conv2d(1, 1, 3, rng=rng),
+        lambda rng: dl.activations.RReLU(rng=rng),
+        lambda rng: dl.activations.GLU(2, 2, rng=rng),
+        lambda rng: dl.models.mlp([2, 2], rng=rng),
+        lambda rng: dl.data.spirals(rng=rng),
+    ],
+)
 def test_every_random_draw_names_its_seed(make):
     with pytest.raises(ValueError, match="no hidden global RNG"):
         make(None)
@@ -335,13 +352,16 @@ def test_every_random_draw_names_its_seed(make):
     make(np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: dl.layers.Linear(4, 4),
-    lambda: dl.layers.Dropout(0.5),
-    lambda: dl.conv.Conv2d(1, 1, 3),
-    lambda: dl.activations.Maxout(2, 2),
-    lambda: dl.activations.SwiGLU(2, 2),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: dl.layers.Linear(4, 4),
+        lambda: dl.layers.Dropout(0.5),
+        lambda: dl.conv.Conv2d(1, 1, 3),
+        lambda: dl.activations.Maxout(2, 2),
+        lambda: dl.activations.SwiGLU(2, 2),
+    ],
+)
 def test_random_layers_have_no_default_seed(make):
     """Two Linear(4, 4) with a default seed started identical: a silent symmetry trap."""
     with pytest.raises((TypeError, ValueError)):

@@ -192,7 +192,8 @@ def test_batches_of_a_tuple_move_in_lockstep():
         np.testing.assert_array_equal(a[:, 0], c)
         np.testing.assert_array_equal(b[:, 0], 10 * c)
     pairs = list(data.batches(src, tgt_out, 5, rng=0))  # the (X, y) form draws the same order
-    np.testing.assert_array_equal(np.concatenate([p[1] for p in pairs]), np.concatenate([b[2] for b in epoch]))
+    order = np.concatenate([b[2] for b in epoch])
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in pairs]), order)
     with pytest.raises(ValueError, match="same number of rows"):
         data.batches((src, tgt_out[:5]), 4, rng=0)
     with pytest.raises(ValueError, match="at least two arrays"):

@@ -1,10 +1,13 @@
-"""Initialisers (dlbook.init), the chapter-3 layers (dlbook.layers) and mlp (dlbook.models).
+"""The chapter-3 layers (dlbook.layers) and mlp (dlbook.models); the initialisers are in test_init.py.
 
 Values against formulas and PyTorch (float64), gradients by central differences
 (dl.gradcheck) on the input and every parameter, statistics of random draws
-with tolerances of five standard errors for the sample size, and bad input.
+with tolerances of five standard errors for the sample size, the module
+protocol (a layer applied several times, state_dict, inference mode, rng
+without a default), and bad input.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -13,178 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dlbook as dl
-from dlbook import init
+from dlbook.core import inference_mode
 from dlbook.layers import BatchNorm1d, Dropout, Flatten, Identity, LayerNorm, Linear
 
-# =============================================================================
-# Initialisers
-# =============================================================================
-FAN_IN, FAN_OUT = 1200, 800  # 960 000 draws: standard error of the variance ~0.1-0.15 %
-
-# (function, keyword arguments, variance, bound of the uniform or None for a normal)
-INIT_CASES = [
-    (init.xavier_uniform, {}, 2 / (FAN_IN + FAN_OUT), math.sqrt(6 / (FAN_IN + FAN_OUT))),
-    (init.xavier_normal, {}, 2 / (FAN_IN + FAN_OUT), None),
-    (init.he_uniform, {}, 2 / FAN_IN, math.sqrt(6 / FAN_IN)),
-    (init.he_normal, {}, 2 / FAN_IN, None),
-    (init.he_normal, {"mode": "fan_out"}, 2 / FAN_OUT, None),
-    (init.he_uniform, {"negative_slope": 0.2, "mode": "fan_out"}, 2 / (1.04 * FAN_OUT),
-     math.sqrt(6 / (1.04 * FAN_OUT))),
-    (init.he_normal, {"negative_slope": 0.5}, 2 / (1.25 * FAN_IN), None),
-    (init.lecun_uniform, {}, 1 / FAN_IN, math.sqrt(3 / FAN_IN)),
-    (init.lecun_normal, {}, 1 / FAN_IN, None),
-    (init.torch_default, {}, 1 / (3 * FAN_IN), 1 / math.sqrt(FAN_IN)),
-    (init.xavier_normal, {"gain": 5 / 3}, (5 / 3) ** 2 * 2 / (FAN_IN + FAN_OUT), None),
-    (init.lecun_uniform, {"gain": 0.5}, 0.25 / FAN_IN, 0.5 * math.sqrt(3 / FAN_IN)),
-]
-
-
-@pytest.mark.parametrize("fn,kwargs,var,bound", INIT_CASES,
-                         ids=[f"{c[0].__name__}-{c[1]}" for c in INIT_CASES])
-def test_initialiser_moments_and_support(fn, kwargs, var, bound):
-    w = fn(FAN_IN, FAN_OUT, np.random.default_rng(0), **kwargs)
-    n = w.size
-    assert w.shape == (FAN_IN, FAN_OUT) and w.dtype == np.float64
-    # Var(sample variance) = (kurtosis - 1) var^2 / n: kurtosis 1.8 (uniform) or 3 (normal)
-    kurt = 1.8 if bound is not None else 3.0
-    assert abs(w.var() / var - 1) < 5 * math.sqrt((kurt - 1) / n)
-    assert abs(w.mean()) < 5 * math.sqrt(var / n)
-    inside = np.mean(np.abs(w) < math.sqrt(var))  # within one standard deviation
-    if bound is None:
-        assert abs(inside - 0.682689) < 5 * math.sqrt(0.2166 / n)
-        assert np.abs(w).max() > 4 * math.sqrt(var)  # a Gaussian tail, not a bounded law
-    else:
-        assert abs(inside - 1 / math.sqrt(3)) < 5 * math.sqrt(0.2440 / n)
-        assert np.abs(w).max() <= bound
-        assert np.abs(w).max() > bound * (1 - 1e-4)
-
-
-def test_initialisers_are_reproducible_and_keep_the_dtype():
-    for name, fn in init.INITIALIZERS.items():
-        a = fn(30, 20, 7)
-        np.testing.assert_array_equal(a, fn(30, 20, np.random.default_rng(7)), err_msg=name)
-        assert not np.array_equal(a, fn(30, 20, 8)), name
-        b = fn(30, 20, 7, dtype=np.float32)
-        assert b.dtype == np.float32
-        np.testing.assert_array_equal(b, a.astype(np.float32))  # same draw, rounded
-        c = fn(6, 10, 7, shape=(10, 3, 2))
-        assert c.shape == (10, 3, 2)
-
-
-def test_gain_scales_the_weights():
-    for fn in init.INITIALIZERS.values():
-        np.testing.assert_allclose(fn(9, 4, 3, gain=2.5), 2.5 * fn(9, 4, 3), rtol=1e-14, atol=1e-15,
-                                   err_msg=fn.__name__)
-
-
-def test_initialiser_bad_arguments():
-    with pytest.raises(ValueError, match="fan_in must be a positive integer"):
-        init.he_normal(0, 3, 0)
-    with pytest.raises(ValueError, match="fan_out must be a positive integer"):
-        init.xavier_uniform(3, 2.5, 0)
-    with pytest.raises(ValueError, match="fan_in must be a positive integer"):
-        init.lecun_normal(True, 3, 0)
-    with pytest.raises(ValueError, match="gain must be positive"):
-        init.xavier_normal(3, 3, 0, gain=-1.0)
-    with pytest.raises(ValueError, match="gain must be positive"):
-        init.xavier_normal(3, 3, 0, gain=math.nan)
-    with pytest.raises(TypeError, match="gain must be a number"):
-        init.xavier_normal(3, 3, 0, gain="relu")
-    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
-        init.torch_default(3, 3, 0, dtype=np.int32)
-    with pytest.raises(ValueError, match="no hidden global RNG"):
-        init.he_uniform(3, 3, None)
-    with pytest.raises(TypeError, match="int seed or a np.random.Generator"):
-        init.he_uniform(3, 3, 0.5)
-    with pytest.raises(ValueError, match="mode must be 'fan_in' or 'fan_out'"):
-        init.he_normal(3, 3, 0, mode="fan_avg")
-    with pytest.raises(TypeError, match="negative_slope must be a number"):
-        init.he_normal(3, 3, 0, negative_slope="0.1")
-    with pytest.raises(TypeError, match="shape must be a tuple"):
-        init.lecun_uniform(3, 3, 0, shape=9)
-    with pytest.raises(ValueError, match="every entry of shape"):
-        init.lecun_uniform(3, 3, 0, shape=(3, 0))
-
-
-def test_calculate_gain_values():
-    assert init.calculate_gain("linear") == init.calculate_gain("sigmoid") == 1.0
-    assert init.calculate_gain("tanh") == pytest.approx(5 / 3, rel=1e-15)
-    assert init.calculate_gain("relu") == pytest.approx(math.sqrt(2), rel=1e-15)
-    assert init.calculate_gain("leaky_relu", 0.2) == pytest.approx(math.sqrt(2 / 1.04), rel=1e-15)
-    assert init.calculate_gain("leaky_relu") == pytest.approx(math.sqrt(2 / 1.0001), rel=1e-15)
-    assert init.calculate_gain("selu") == 0.75
-    with pytest.raises(ValueError, match="unknown nonlinearity 'gelu'"):
-        init.calculate_gain("gelu")
-    with pytest.raises(ValueError, match="takes none"):
-        init.calculate_gain("relu", 0.1)
-    with pytest.raises(TypeError, match="nonlinearity must be a string"):
-        init.calculate_gain(None)
-
-
-def test_initialisers_against_torch():
-    torch = pytest.importorskip("torch", reason="PyTorch not installed: reference comparison skipped")
-    for name, param in [("linear", None), ("sigmoid", None), ("tanh", None), ("relu", None), ("selu", None),
-                        ("leaky_relu", None), ("leaky_relu", 0.3), ("conv2d", None)]:
-        assert init.calculate_gain(name, param) == pytest.approx(
-            torch.nn.init.calculate_gain(name, param), rel=1e-15
-        ), name
-    gen = torch.Generator().manual_seed(0)
-    n = FAN_IN * FAN_OUT
-    tol = 5 * math.sqrt(2 / n)  # relative standard error of a Gaussian sample variance, x5
-    # torch stores a Linear weight as (out, in); its fans are the same as ours for (in, out)
-    t = torch.empty(FAN_OUT, FAN_IN, dtype=torch.float64)
-    torch.nn.init.kaiming_normal_(t, mode="fan_in", nonlinearity="relu", generator=gen)
-    ours = init.he_normal(FAN_IN, FAN_OUT, 0)
-    assert abs(t.var().item() / (2 / FAN_IN) - 1) < tol
-    assert abs(ours.var() / t.var().item() - 1) < 2 * tol
-    torch.nn.init.kaiming_normal_(t, a=0.3, mode="fan_out", nonlinearity="leaky_relu", generator=gen)
-    ours = init.he_normal(FAN_IN, FAN_OUT, 0, negative_slope=0.3, mode="fan_out")
-    assert abs(ours.var() / t.var().item() - 1) < 2 * tol
-    torch.nn.init.xavier_normal_(t, generator=gen)
-    assert abs(init.xavier_normal(FAN_IN, FAN_OUT, 0).var() / t.var().item() - 1) < 2 * tol
-    # nn.Linear's default weight and torch_default share the bound 1/sqrt(fan_in)
-    lin = torch.nn.Linear(FAN_IN, 50, dtype=torch.float64)
-    bound = 1 / math.sqrt(FAN_IN)
-    assert lin.weight.abs().max().item() <= bound
-    assert np.abs(init.torch_default(FAN_IN, 50, 0)).max() <= bound
-    assert lin.weight.abs().max().item() > 0.99 * bound
-
-
-def _old_init_weight(fan_in, fan_out, gen, method, dtype):
-    """The formulas init_weight used before dlbook.init existed (the chapters' numbers depend on them)."""
-    if method == "uniform":
-        w = gen.uniform(-1 / np.sqrt(fan_in), 1 / np.sqrt(fan_in), size=(fan_in, fan_out))
-    else:
-        var = {"lecun": 1 / fan_in, "xavier": 2 / (fan_in + fan_out), "he": 2 / fan_in}[method]
-        w = gen.standard_normal((fan_in, fan_out)) * np.sqrt(var)
-    return w.astype(dtype)
-
-
-@pytest.mark.parametrize("method", ["uniform", "lecun", "xavier", "he"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_init_weight_keeps_the_old_draws_bit_for_bit(method, dtype):
-    for fan_in, fan_out in [(2, 64), (64, 64), (7, 1)]:
-        new = dl.layers.init_weight(fan_in, fan_out, np.random.default_rng(11), method, dtype)
-        old = _old_init_weight(fan_in, fan_out, np.random.default_rng(11), method, dtype)
-        assert new.dtype == old.dtype
-        np.testing.assert_array_equal(new, old)
-
-
-@pytest.mark.parametrize("method,fn", [("xavier_uniform", init.xavier_uniform),
-                                       ("he_uniform", init.he_uniform),
-                                       ("lecun_uniform", init.lecun_uniform),
-                                       ("he_normal", init.he_normal)])
-def test_init_weight_delegates_the_new_names(method, fn):
-    np.testing.assert_array_equal(dl.layers.init_weight(5, 3, np.random.default_rng(2), method),
-                                  fn(5, 3, np.random.default_rng(2)))
-    layer = Linear(5, 3, rng=2, init=method, dtype=np.float32)
-    np.testing.assert_array_equal(layer.params["W"], fn(5, 3, 2, dtype=np.float32))
-    with pytest.raises(ValueError, match="unknown init 'kaiming'"):
-        dl.layers.init_weight(5, 3, 0, "kaiming")
+RAISE_UNMATCHED = "backward called more often than forward"
 
 
 # =============================================================================
-# Layers: helpers
+# Helpers
 # =============================================================================
 def _randomise(layer, seed):
     """Give gamma/beta values away from 1/0 so their gradients are tested in general position."""
@@ -224,8 +63,8 @@ def test_linear_against_torch(shape):
         ref.weight.copy_(torch.tensor(layer.params["W"].T))  # torch stores (H, D)
         ref.bias.copy_(torch.tensor(layer.params["b"]))
     y_ref, dx_ref = _torch_grads(torch, ref, x, dout)
-    y = layer(x)
     layer.zero_grad()
+    y = layer(x)
     dx = layer.backward(dout)
     np.testing.assert_allclose(y, y_ref, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-13, atol=1e-14)
@@ -249,6 +88,102 @@ def test_linear_leading_axes_equal_a_loop_over_them():
         np.testing.assert_allclose(y[:, t], layer(x[:, t]), rtol=1e-14)
 
 
+def test_linear_needs_an_explicit_rng():
+    with pytest.raises(TypeError, match="rng"):
+        Linear(4, 4)
+    with pytest.raises(ValueError, match="no hidden global RNG"):
+        Linear(4, 4, rng=None)
+    with pytest.raises(TypeError):
+        Linear(4, 4, True, 0)  # bias and what follows are keywords
+    a, b = Linear(4, 4, rng=0), Linear(4, 4, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(a.params["W"], b.params["W"])
+    assert not np.array_equal(a.params["W"], Linear(4, 4, rng=1).params["W"])
+
+
+def test_linear_used_twice_in_one_pass_sums_both_gradients():
+    gen = np.random.default_rng(0)
+    shared = _randomise(Linear(4, 4, rng=3), 1)
+    net = dl.Sequential(shared, dl.activations.Activation("tanh"), shared)
+    assert set(net.params) == {"0.W", "0.b"}  # one layer, listed once
+    errors = dl.gradcheck(net, gen.standard_normal((5, 4)))
+    assert set(errors) == {"x", "0.W", "0.b"}
+    # the gradient is the sum of the two uses: the same as two copies of the layer
+    first, second = copy.deepcopy(shared), copy.deepcopy(shared)
+    twins = dl.Sequential(first, dl.activations.Activation("tanh"), second)
+    x, dout = gen.standard_normal((6, 4)), gen.standard_normal((6, 4))
+    net.zero_grad()
+    twins.zero_grad()
+    np.testing.assert_array_equal(net(x), twins(x))
+    np.testing.assert_allclose(net.backward(dout), twins.backward(dout), rtol=1e-14)
+    for k in ("W", "b"):
+        np.testing.assert_allclose(shared.grads[k], first.grads[k] + second.grads[k], rtol=1e-13, err_msg=k)
+        assert not np.allclose(first.grads[k], second.grads[k])  # two different contributions
+
+
+def test_linear_two_forwards_then_two_backwards_in_reverse():
+    gen = np.random.default_rng(1)
+    layer = Linear(3, 2, rng=0)
+    x1, x2 = gen.standard_normal((4, 3)), gen.standard_normal((5, 3))
+    d1, d2 = gen.standard_normal((4, 2)), gen.standard_normal((5, 2))
+    layer(x1)
+    layer(x2)
+    np.testing.assert_allclose(layer.backward(d2), d2 @ layer.params["W"].T, rtol=1e-15)
+    np.testing.assert_allclose(layer.backward(d1), d1 @ layer.params["W"].T, rtol=1e-15)
+    np.testing.assert_allclose(layer.grads["W"], x1.T @ d1 + x2.T @ d2, rtol=1e-13)
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        layer.backward(d1)
+
+
+def test_linear_from_weights():
+    W, b = np.array([[1.0, -1.0, 0.0], [0.5, 2.0, -3.0]]), np.array([0.0, 1.0, -1.0])
+    layer = Linear.from_weights(W, b)
+    assert (layer.in_features, layer.out_features) == (2, 3) and set(layer.params) == {"W", "b"}
+    x = np.random.default_rng(0).standard_normal((4, 2))
+    np.testing.assert_array_equal(layer(x), x @ W + b)
+    W[0, 0] = 99.0  # copied: the layer keeps its own arrays
+    assert layer.params["W"][0, 0] == 1.0
+    assert "bias=True" in repr(layer)
+    dl.gradcheck(layer, x)
+    # nested lists (as chapter 2 writes them), no bias, the dtype of W
+    no_bias = Linear.from_weights([[1, -1]])
+    assert set(no_bias.params) == {"W"} and no_bias.params["W"].dtype == np.float64
+    np.testing.assert_array_equal(no_bias(np.array([[2.0], [-3.0]])), [[2.0, -2.0], [-3.0, 3.0]])
+    f32 = Linear.from_weights(W.astype(np.float32), [1, 2, 3])
+    assert f32.params["W"].dtype == f32.params["b"].dtype == np.float32
+    with pytest.raises(ValueError, match=r"b must have shape \(3,\)"):
+        Linear.from_weights(W, np.zeros(2))
+    with pytest.raises(ValueError, match="W must be 2-D"):
+        Linear.from_weights(np.ones(3))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        Linear.from_weights(np.ones((2, 2), dtype=np.int64))
+
+
+def test_linear_uses_its_parameters_in_the_inputs_dtype():
+    gen = np.random.default_rng(2)
+    layer64 = Linear(4, 3, rng=0)
+    x = gen.standard_normal((5, 4)).astype(np.float32)
+    y = layer64(x)
+    assert y.dtype == np.float32  # as Conv2d: the input's dtype
+    dx = layer64.backward(np.ones_like(y))
+    assert dx.dtype == np.float32 and layer64.grads["W"].dtype == np.float64
+    np.testing.assert_allclose(y, x.astype(np.float64) @ layer64.params["W"], rtol=1e-5, atol=1e-6)
+    # float64 input through a float32 layer: computed in float64, as before
+    layer32 = Linear(4, 3, rng=0, dtype=np.float32)
+    x64 = x.astype(np.float64)
+    np.testing.assert_array_equal(layer32(x64), x64 @ layer32.params["W"].astype(np.float64))
+
+
+def test_inference_mode_saves_nothing():
+    x = np.random.default_rng(3).standard_normal((4, 3))
+    layers = (Linear(3, 3, rng=0), Dropout(0.5, rng=0), BatchNorm1d(3), LayerNorm(3), Identity(), Flatten())
+    for layer in layers:
+        with inference_mode():
+            layer(x)
+        assert layer._tape == [], type(layer).__name__
+        with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+            layer.backward(np.ones_like(x))
+
+
 # =============================================================================
 # Dropout
 # =============================================================================
@@ -264,11 +199,12 @@ def test_dropout_statistics():
     assert abs(y.mean() - 2.0) < 5 * math.sqrt(4 * p / (1 - p) / n)
     y2 = layer(x)
     assert not np.array_equal(y, y2)  # a fresh mask every call
-    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y2 / 2.0)  # the latest mask
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y2 / 2.0)  # the latest mask first
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y / 2.0)  # then the earlier one
     assert x.min() == 2.0  # input untouched
 
 
-def test_dropout_backward_uses_the_cached_mask():
+def test_dropout_backward_uses_the_saved_mask():
     layer = Dropout(0.5, rng=3)
     x = np.random.default_rng(0).standard_normal((50, 40))
     y = layer(x)
@@ -314,6 +250,11 @@ def test_dropout_float32_and_bad_arguments():
         Dropout("0.5", rng=0)
     with pytest.raises(ValueError, match="no hidden global RNG"):
         Dropout(0.5, rng=None)
+    with pytest.raises(TypeError, match="rng"):
+        Dropout(0.5)
+    with pytest.raises(TypeError):
+        Dropout(0.5, 0)  # rng is a keyword
+    layer(x)
     with pytest.raises(ValueError, match="dout must have the output's shape"):
         layer.backward(np.ones((3, 4), dtype=np.float32))
 
@@ -428,7 +369,7 @@ def test_batchnorm_bad_input():
         layer(np.ones((2, 3, 2, 2)))
     with pytest.raises(TypeError, match="float32 or float64"):
         layer(np.ones((4, 3), dtype=np.int64))
-    with pytest.raises(RuntimeError, match="before forward"):
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
         BatchNorm1d(3).backward(np.ones((4, 3)))
     with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\]"):
         BatchNorm1d(3, momentum=1.5)
@@ -436,6 +377,59 @@ def test_batchnorm_bad_input():
         BatchNorm1d(3, eps=0.0)
     with pytest.raises(ValueError, match="num_features must be a positive integer"):
         BatchNorm1d(0)
+
+
+def test_batchnorm_state_dict_holds_the_running_statistics():
+    gen = np.random.default_rng(4)
+    bn = _randomise(BatchNorm1d(3, momentum=0.5), 0)
+    for _ in range(3):
+        bn(gen.standard_normal((8, 3)) * 2 + 1)
+    state = bn.state_dict()
+    assert set(state) == {"gamma", "beta", "running_mean", "running_var"}
+    np.testing.assert_array_equal(state["running_mean"], bn.running_mean)
+    np.testing.assert_array_equal(state["running_var"], bn.running_var)
+    assert not np.array_equal(state["running_var"], np.ones(3))  # they moved
+    state_copy = {k: v.copy() for k, v in state.items()}
+    bn(gen.standard_normal((8, 3)))
+    for k, v in state.items():
+        np.testing.assert_array_equal(v, state_copy[k], err_msg=k)  # copies, not the live arrays
+    fresh = BatchNorm1d(3)
+    running_mean = fresh.running_mean
+    fresh.load_state_dict(state)
+    assert fresh.running_mean is running_mean  # restored in place
+    for k, v in fresh.state_dict().items():
+        np.testing.assert_array_equal(v, state[k], err_msg=k)
+    bn.load_state_dict(state)
+    x = gen.standard_normal((5, 3))
+    np.testing.assert_array_equal(fresh.eval()(x), bn.eval()(x))
+    assert set(BatchNorm1d(3, affine=False).state_dict()) == {"running_mean", "running_var"}
+    net = dl.models.mlp([3, 4, 2], norm="batch", rng=0)
+    assert {"1.running_mean", "1.running_var", "1.gamma"} <= set(net.state_dict())
+    assert "1.running_mean" not in net.params  # a buffer, not a parameter
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("shape", [(6, 4), (3, 4, 2)])
+def test_batchnorm_applied_twice_in_one_pass(mode, shape):
+    gen = np.random.default_rng(5)
+    bn = _randomise(BatchNorm1d(4, momentum=0.5), 2)
+    for _ in range(2):
+        bn(gen.standard_normal(shape) + 1)  # running statistics away from 0 and 1
+    getattr(bn, mode)()
+    errors = dl.gradcheck(dl.Sequential(bn, bn), gen.standard_normal(shape) * 2 + 0.5)
+    assert set(errors) == {"x", "0.gamma", "0.beta"}
+
+
+def test_batchnorm_backward_follows_the_mode_of_its_forward():
+    gen = np.random.default_rng(6)
+    x, dout = gen.standard_normal((6, 3)), gen.standard_normal((6, 3))
+    a, b = _randomise(BatchNorm1d(3), 1), _randomise(BatchNorm1d(3), 1)
+    a(x)
+    expected = a.backward(dout)
+    b(x)  # a training forward ...
+    b.eval()  # ... then a switch before its backward
+    np.testing.assert_array_equal(b.backward(dout), expected)
+    np.testing.assert_array_equal(b.grads["gamma"], a.grads["gamma"])
 
 
 # =============================================================================
@@ -475,6 +469,7 @@ def test_layernorm_gradcheck(shape, affine):
         _randomise(layer, 0)
     errors = dl.gradcheck(layer, np.random.default_rng(1).standard_normal(shape) * 2 + 1)
     assert set(errors) == ({"x", "gamma", "beta"} if affine else {"x"})
+    dl.gradcheck(dl.Sequential(layer, layer), np.random.default_rng(2).standard_normal(shape) * 2 + 1)
 
 
 @settings(max_examples=40, deadline=None)
@@ -516,6 +511,7 @@ def test_flatten_and_identity():
     assert y.shape == (2, 12)
     np.testing.assert_array_equal(y[1], x[1].ravel())
     assert flat.backward(y).shape == (2, 3, 4)
+    flat(x)
     dl.gradcheck(Flatten(), np.random.default_rng(0).standard_normal((2, 3, 2, 2)))
     dl.gradcheck(Identity(), np.random.default_rng(0).standard_normal((3, 2)))
     assert Flatten()(np.zeros((0, 3, 2))).shape == (0, 6)
@@ -523,7 +519,7 @@ def test_flatten_and_identity():
         Flatten()(np.ones(3))
     with pytest.raises(ValueError, match=r"dout must have the output's shape \(2, 12\)"):
         flat.backward(np.ones((2, 3, 4)))
-    with pytest.raises(RuntimeError, match="before forward"):
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
         Identity().backward(np.ones(2))
 
 
@@ -567,19 +563,74 @@ def test_integer_input_is_refused(name):
         make(np.float64)(np.ones(shape, dtype=np.int64))
 
 
+PARAMS = {"Linear": {"W", "b"}, "Linear3d": {"W", "b"}, "BatchNorm1d": {"gamma", "beta"},
+          "BatchNorm1d3d": {"gamma", "beta"}, "LayerNorm": {"gamma", "beta"}}
+
+
 @pytest.mark.parametrize("name", LAYER_MAKERS)
-def test_gradients_accumulate(name):
+def test_parameter_gradients_accumulate_input_gradients_do_not(name):
     make, shape = LAYER_MAKERS[name]
     layer = make(np.float64).eval()  # deterministic forward (Dropout), grads still accumulate
     x = np.random.default_rng(0).standard_normal(shape)
-    dout = np.random.default_rng(1).standard_normal(layer(x).shape)
+    with inference_mode():
+        out_shape = layer(x).shape
+    dout = np.random.default_rng(1).standard_normal(out_shape)
     layer.zero_grad()
-    layer.backward(dout)
-    once = {k: g.copy() for k, g in layer.grads.items()}
     layer(x)
-    layer.backward(dout)
+    dx_once = layer.backward(dout).copy()
+    once = {k: g.copy() for k, g in layer.grads.items()}
+    assert set(once) == PARAMS.get(name, set())  # parameter-free layers: dx is what is checked
+    assert dx_once.shape == x.shape and np.count_nonzero(dx_once) == dx_once.size
+    layer(x)
+    dx_twice = layer.backward(dout)
+    np.testing.assert_array_equal(dx_twice, dx_once)  # returned afresh, never accumulated
     for k, g in layer.grads.items():
+        assert np.count_nonzero(once[k]) == once[k].size, k
         np.testing.assert_allclose(g, 2 * once[k], rtol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("name", LAYER_MAKERS)
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_one_layer_applied_twice_equals_two_copies(name, mode):
+    """Two forwards, then the two backwards in reverse order: each gets its own saved state."""
+    make, shape = LAYER_MAKERS[name]
+    gen = np.random.default_rng(7)
+    shared = getattr(_randomise(make(np.float64), 3), mode)()
+    first = copy.deepcopy(shared)
+    x1, x2 = gen.standard_normal(shape), gen.standard_normal(shape) * 2 + 1
+    y1, y2 = shared(x1), shared(x2)
+    d1, d2 = gen.standard_normal(y1.shape), gen.standard_normal(y2.shape)
+    dx2 = shared.backward(d2)
+    dx1 = shared.backward(d1)
+    # the copies: the second starts from the state the first call left (Dropout's Generator,
+    # BatchNorm's running statistics), as the shared layer's second call does
+    np.testing.assert_array_equal(first(x1), y1)
+    second = copy.deepcopy(first).clear_tape()
+    np.testing.assert_array_equal(second(x2), y2)
+    np.testing.assert_array_equal(second.backward(d2), dx2)
+    np.testing.assert_array_equal(first.backward(d1), dx1)
+    assert set(shared.grads) == PARAMS.get(name, set())
+    for k, g in shared.grads.items():
+        np.testing.assert_allclose(g, first.grads[k] + second.grads[k], rtol=1e-13, err_msg=k)
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        shared.backward(d1)
+
+
+@pytest.mark.parametrize("name", LAYER_MAKERS)
+def test_backward_without_forward_raises(name):
+    make, shape = LAYER_MAKERS[name]
+    layer = make(np.float64)
+    x = np.random.default_rng(0).standard_normal(shape)
+    dout = np.ones(layer(x).shape)
+    layer.backward(dout)
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        layer.backward(dout)
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        make(np.float64).backward(dout)
+    layer(x)
+    layer.clear_tape()  # forgets what the forward saved
+    with pytest.raises(RuntimeError, match=RAISE_UNMATCHED):
+        layer.backward(dout)
 
 
 def test_wrong_feature_size_and_ndim():
@@ -597,9 +648,10 @@ def test_wrong_feature_size_and_ndim():
 # mlp
 # =============================================================================
 def _old_mlp_weights(sizes, seed, init_name):
+    """One Generator, one draw per layer in order (init_weight equals the old formulas: test_init.py)."""
     gen = np.random.default_rng(seed)
     pairs = zip(sizes[:-1], sizes[1:], strict=True)
-    return [_old_init_weight(a, b, gen, init_name, np.float64) for a, b in pairs]
+    return [dl.layers.init_weight(a, b, gen, init_name, np.float64) for a, b in pairs]
 
 
 @pytest.mark.parametrize("init_name", ["uniform", "he", "lecun", "xavier"])
@@ -638,10 +690,10 @@ def test_mlp_norm_and_dropout_keep_the_weights(norm, cls):
 
 def test_mlp_bad_options():
     with pytest.raises(ValueError, match="norm must be None, 'batch' or 'layer'"):
-        dl.models.mlp([2, 3, 1], norm="group")
+        dl.models.mlp([2, 3, 1], norm="group", rng=0)
     with pytest.raises(ValueError, match=r"dropout must lie in \[0, 1\)"):
-        dl.models.mlp([2, 3, 1], dropout=1.0)
+        dl.models.mlp([2, 3, 1], dropout=1.0, rng=0)
     with pytest.raises(TypeError, match="dropout must be a probability"):
-        dl.models.mlp([2, 3, 1], dropout="0.1")
-    assert len(dl.models.mlp([2, 3, 1], dropout=0.5)) == 4  # Linear, act, Dropout, Linear
-    assert len(dl.models.mlp([2, 1], dropout=0.5, norm="batch")) == 1  # no hidden layer
+        dl.models.mlp([2, 3, 1], dropout="0.1", rng=0)
+    assert len(dl.models.mlp([2, 3, 1], dropout=0.5, rng=0)) == 4  # Linear, act, Dropout, Linear
+    assert len(dl.models.mlp([2, 1], dropout=0.5, norm="batch", rng=0)) == 1  # no hidden layer

@@ -231,3 +231,43 @@ def test_softmax_and_log_softmax_against_torch():
     big = np.array([[1e4, -1e4, 0.0]], dtype=np.float32)
     p = losses.softmax(big)
     assert p.dtype == np.float32 and p[0, 0] == 1.0 and np.all(np.isfinite(losses.log_softmax(big)))
+
+
+def test_softmax_and_log_softmax_are_the_numerics_functions():
+    from dlbook import numerics
+
+    # one home for the stable functions; chapter 3 still calls them as dl.losses.*
+    assert losses.softmax is numerics.softmax and losses.log_softmax is numerics.log_softmax
+    assert {"softmax", "log_softmax"} <= set(losses.__all__)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_losses_raise_no_floating_point_error_at_extremes(dtype):
+    # overflow, underflow and invalid operations all raise here: e^{-2e4} must be 0 quietly
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 88.8], [-710.0, 710.0, 0.0]], dtype=dtype)
+    y = np.array([1, 1, 0])
+    t = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]], dtype=dtype)
+    with np.errstate(all="raise"):
+        for eps in (0.0, 0.1):
+            loss, dz = losses.softmax_cross_entropy(z, y, label_smoothing=eps)
+            assert math.isfinite(loss) and dz.dtype == dtype and np.all(np.isfinite(dz))
+        for w in (None, 2.0):
+            loss, dz = losses.binary_cross_entropy(z, t, pos_weight=w)
+            assert math.isfinite(loss) and dz.dtype == dtype and np.all(np.isfinite(dz))
+        assert np.all(np.isfinite(losses.log_softmax(z))) and losses.softmax(z).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_cross_entropy_is_softplus_minus_t_z(dtype):
+    from dlbook import numerics
+
+    gen = np.random.default_rng(6)
+    z = (gen.standard_normal((5, 4)) * 6).astype(dtype)
+    t = gen.random((5, 4)).astype(dtype)
+    loss, dz = losses.binary_cross_entropy(z, t)
+    z64, t64 = z.astype(np.float64), t.astype(np.float64)
+    expected = float(np.mean(numerics.softplus(z64) - t64 * z64))
+    assert loss == pytest.approx(expected, rel=1e-6 if dtype == np.float32 else 1e-14)
+    assert dz.dtype == dtype
+    rtol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(dz, (numerics.sigmoid(z64) - t64) / z.size, rtol=rtol)

@@ -15,9 +15,9 @@ import inspect
 
 import numpy as np
 import pytest
-from conftest import LAYER_ZOO, zoo_input
 
 import dlbook as dl
+from conftest import LAYER_ZOO, zoo_input
 from dlbook.core import Module
 
 NAMES = sorted(LAYER_ZOO)
@@ -37,7 +37,11 @@ def _all_module_classes():
     classes = set()
     for mod in (dl.core, dl.layers, dl.conv, dl.activations, dl.resnet):
         for _, obj in inspect.getmembers(mod, inspect.isclass):
-            if issubclass(obj, Module) and obj.__module__ == mod.__name__ and not obj.__name__.startswith("_"):
+            if (
+                issubclass(obj, Module)
+                and obj.__module__ == mod.__name__
+                and not obj.__name__.startswith("_")
+            ):
                 classes.add(obj)
     return classes - {Module, dl.core.Parameters}
 

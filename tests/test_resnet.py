@@ -258,7 +258,7 @@ def test_bad_arguments():
         PadShortcut(4, 2)
     with pytest.raises(TypeError, match="Module"):
         Residual(lambda x: x)
-    res = Residual(Conv2d(2, 3, 3, padding=1))
+    res = Residual(Conv2d(2, 3, 3, padding=1, rng=0))
     with pytest.raises(ValueError, match="shortcut"):
         res(np.zeros((1, 2, 4, 4)))
     with pytest.raises(ValueError):

@@ -8,6 +8,7 @@ glossary load on first use.
 """
 
 import importlib
+import importlib.metadata
 
 from . import (
     activations,
@@ -18,15 +19,16 @@ from . import (
     layers,
     losses,
     models,
+    numerics,
     optim,
     probes,
     regions,
     resnet,
     train,
 )
-from .core import Module, Sequential, gradcheck, rel_error
+from .core import Module, Sequential, gradcheck, inference_mode, rel_error
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("dlbook")  # from pyproject.toml
 
 _LAZY = ("plot", "widgets", "glossary")
 
@@ -39,10 +41,12 @@ __all__ = [
     "data",
     "glossary",
     "gradcheck",
+    "inference_mode",
     "init",
     "layers",
     "losses",
     "models",
+    "numerics",
     "optim",
     "plot",
     "probes",

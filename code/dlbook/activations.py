@@ -22,8 +22,19 @@ so float32 stays float32. Two paths differ by dtype:
   Abramowitz & Stegun (absolute error at most 1.5e-7 in erf; with float32
   rounding the error is below 3e-7 in Phi and 5e-7 in GELU on [-12, 12]).
 
+The stable sigmoid and softplus kernels (and softplus's float32 fast path)
+come from :mod:`dlbook.numerics`; the cores here build on them.
+
 At a kink the derivative takes the value PyTorch's autograd uses (e.g.
 ReLU'(0) = 0), so gradients agree with PyTorch everywhere.
+
+Layers follow the module protocol of :mod:`dlbook.core`: what a forward pass
+needs for its backward goes on the layer's tape, so one instance may be
+applied several times before backpropagating (an activation used twice in a
+``Sequential``); Maxout, GLU and SwiGLU take ``(N, D)`` or ``(N, ..., D)``
+(e.g. ``(N, T, D)`` in a Transformer's feed-forward block). The random
+layers (RReLU, and the initialisation of Maxout, GLU, SwiGLU) need an
+explicit ``rng=`` seed or Generator.
 
 Chapter 1 explains each function; Chapter 3 uses the layers' ``backward``.
 
@@ -44,7 +55,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import Module, as_generator, check_float_array, check_positive_int
+from .core import (
+    Module,
+    as_generator,
+    check_dout,
+    check_dtype,
+    check_float_array,
+    check_positive_int,
+    is_inference,
+)
+from .numerics import _sigmoid_from_parts, _sigmoid_kernel, _softplus_parts
 
 __all__ = [
     "Properties",
@@ -371,27 +391,10 @@ def properties_table(names: list[str] | None = None) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------
-# Numerical building blocks (the one place where stability is handled)
+# Numerical building blocks. The stable sigmoid and softplus kernels live in
+# dlbook.numerics (the one place where stability is handled); what follows
+# is the memory management of the layers.
 # ---------------------------------------------------------------------------
-def _sigmoid_of(x: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
-    r"""sigma(scale * x), stable for every finite x (into ``out`` if given).
-
-    .. math:: \sigma(z) = 1 / (1 + e^{-z})
-
-    For z below about -88 (float32) or -709 (float64) ``exp(-z)`` overflows to
-    inf and ``1 / (1 + inf)`` is exactly 0, the correctly rounded limit; that
-    one overflow is expected, so it is silenced instead of branching on the
-    sign (a select is among the slowest things NumPy does elementwise). The
-    formula is accurate in relative terms on both tails.
-    """
-    s = np.multiply(x, -scale, out=out)
-    with np.errstate(over="ignore"):
-        np.exp(s, out=s)
-    s += 1.0
-    np.reciprocal(s, out=s)
-    return s
-
-
 def _fresh(key: str, like: np.ndarray, dtype=None) -> np.ndarray:
     """A new uninitialised array shaped like ``like`` (the cores' default ``buf``)."""
     return np.empty_like(like, dtype=dtype)
@@ -416,6 +419,21 @@ class _Workspace:
         if a is None or a.shape != like.shape or a.dtype != dtype:
             a = self._arrays[key] = np.empty(like.shape, dtype)
         return a
+
+    def detach(self, a: np.ndarray) -> np.ndarray:
+        """Hand ``a`` over to the caller: forget every kept array that shares its memory.
+
+        A layer's forward saves f' on its tape; the next forward must not
+        overwrite it (the same layer may be applied twice before backward).
+        """
+        for key in [k for k, v in self._arrays.items() if np.may_share_memory(v, a)]:
+            del self._arrays[key]
+        return a
+
+    def recycle(self, key: str, a: np.ndarray) -> None:
+        """Keep ``a`` (no longer needed by its owner) under ``key`` for the next call to reuse."""
+        if key not in self._arrays and a.base is None:
+            self._arrays[key] = a
 
 
 def _step_mask(x: np.ndarray, lo: float, hi: float, buf=_fresh, key: str = "m") -> np.ndarray:
@@ -457,7 +475,7 @@ def _step(x, need_grad, buf):
 
 def _sigmoid(x, need_grad, buf):
     # sigma(x) = 1/(1+e^{-x});  sigma' = sigma (1 - sigma)
-    s = _sigmoid_of(x)
+    s = _sigmoid_kernel(x)
     if not need_grad:
         return s, None
     d = np.subtract(1.0, s, out=buf("d", x))
@@ -613,31 +631,13 @@ def _celu(x, need_grad, buf, alpha=1.0):
 
 def _softplus(x, need_grad, buf, beta=1.0, threshold=20.0):
     # (1/beta) log(1 + e^{beta x}), linear (= x) where beta x > threshold, as
-    # in PyTorch. Stable form: max(z, 0) + log1p(e^{-|z|}) with z = beta x.
+    # in PyTorch. The stable kernel, max(z, 0) + log1p(e^{-|z|}) with
+    # z = beta x (and its float32 fast path), comes from dlbook.numerics, and
+    # so does the derivative sigma(z), computed from the same exponential.
     if not beta > 0:
         raise ValueError(f"softplus needs beta > 0, got {beta}")
     z = x if beta == 1.0 else np.multiply(x, beta, out=buf("t1", x))
-    e = np.abs(z, out=buf("t0", x))
-    np.negative(e, out=e)
-    np.exp(e, out=e)  # e = exp(-|z|) in (0, 1]
-    tmp = buf("d", x)
-    r = None
-    if x.dtype == np.float64:
-        lp = np.log1p(e)
-    else:
-        # log1p(e) with log only: u = 1 + e rounds, and its rounding error
-        # e - (u - 1) is exact (Fast2Sum, e <= 1), so
-        # log(1 + e) = log(u) + (e - (u - 1)) / u to first order, which is
-        # e itself when u == 1. Twice as fast as np.log1p in float32.
-        lp = np.add(e, 1.0)  # u
-        r = np.reciprocal(lp, out=buf("t2", x))  # 1/u, reused for sigma(z)
-        np.subtract(lp, 1.0, out=tmp)
-        np.subtract(e, tmp, out=tmp)
-        tmp *= r
-        np.log(lp, out=lp)
-        lp += tmp
-    np.add(lp, z, out=tmp)
-    y = np.maximum(lp, tmp, out=lp)  # max(z, 0) + lp = max(lp, lp + z)
+    y, e, r = _softplus_parts(z, buf)
     if beta != 1.0:
         y *= 1.0 / beta
     linear = None
@@ -648,15 +648,7 @@ def _softplus(x, need_grad, buf, beta=1.0, threshold=20.0):
         np.copyto(y, x, where=linear)
     if not need_grad:
         return y, None
-    # sigma(z) = r = 1/(1 + e) for z >= 0 and q = e r = 1 - r for z < 0,
-    # so d = q + [z >= 0] (r - q).
-    if r is None:
-        r = np.add(e, 1.0, out=buf("t2", x))
-        np.reciprocal(r, out=r)
-    q = np.multiply(e, r, out=e)
-    d = np.subtract(r, q, out=tmp)
-    d *= np.greater_equal(z, 0.0, out=buf("m'", x, np.bool_))
-    d += q
+    d = _sigmoid_from_parts(z, e, r, buf)
     if linear is not None:
         d[linear] = 1.0
     return y, d
@@ -725,7 +717,7 @@ def _gelu_tanh(x, need_grad, buf):
     s = np.multiply(x2, _GELU_TANH_C, out=buf("t0", x))
     s += 1.0
     s *= x  # u / sqrt(2/pi)
-    _sigmoid_of(s, 2.0 * _SQRT_2_OVER_PI, out=s)
+    _sigmoid_kernel(s, 2.0 * _SQRT_2_OVER_PI, out=s)
     y = np.multiply(x, s)
     if not need_grad:
         return y, None
@@ -742,7 +734,7 @@ def _gelu_tanh(x, need_grad, buf):
 
 def _swish_core(x, need_grad, buf, beta):
     # x sigma(beta x); derivative s + beta x s (1 - s) = s (1 + beta x (1 - s))
-    s = _sigmoid_of(x, beta, out=buf("t0", x))
+    s = _sigmoid_kernel(x, beta, out=buf("t0", x))
     y = np.multiply(x, s)
     if not need_grad:
         return y, None
@@ -825,21 +817,22 @@ def _xexp(x, need_grad, buf):
 # ---------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------
-def _check_features(name: str, x, in_features: int) -> np.ndarray:
-    x = check_float_array(x, "x", ndim=2)
-    if x.shape[1] != in_features:
+def _flatten_features(name: str, x, in_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, x2)``: the checked input ``(N, ..., D)`` and its rows ``(M, D)``, ``M = N * ...``.
+
+    Leading axes are flattened into one batch axis (as in ``layers.Linear``),
+    so a Transformer's ``(N, T, D)`` needs no reshaping by the caller.
+    """
+    x = check_float_array(x, "x")
+    if x.ndim < 2 or x.shape[-1] != in_features:
+        got = "add a batch axis: x[None]"
+        if x.ndim >= 2:
+            got = f"{x.shape[-1]} features instead of {in_features}"
         raise ValueError(
-            f"{name} expects x of shape (N, {in_features}), got {x.shape} "
-            f"({x.shape[1]} features instead of {in_features})"
+            f"{name} expects x of shape (N, {in_features}) or (N, ..., {in_features}), "
+            f"got {x.shape} ({got})"
         )
-    return x
-
-
-def _check_dout(dout, shape) -> np.ndarray:
-    dout = check_float_array(dout, "dout")
-    if dout.shape != shape:
-        raise ValueError(f"dout must have the output's shape {shape}, got {dout.shape}")
-    return dout
+    return x, (x if x.ndim == 2 else x.reshape(-1, in_features))
 
 
 def _uniform_init(rng: np.random.Generator, fan_in: int, shape, dtype) -> np.ndarray:
@@ -853,12 +846,15 @@ class Activation(Module):
     .. math:: y = f(x), \\qquad \\frac{\\partial L}{\\partial x} = \\delta \\odot f'(x)
 
     Shapes: ``x`` any shape -> ``y`` same shape and dtype. In training mode the
-    forward computes f' together with f (sharing intermediates) and caches it,
-    so ``backward`` is one multiplication; in evaluation mode the forward
-    computes f only, caches ``x`` and ``backward`` computes f'(x) from it.
-    Neither pass mutates its input. No parameters. The cached f' and the
-    temporaries live in arrays the layer keeps and reuses between calls of
-    the same shape (``y`` and ``dx`` are always new arrays).
+    forward computes f' together with f (sharing intermediates) and saves it
+    on the tape, so ``backward`` is one multiplication; in evaluation mode the
+    forward computes f only, saves ``x`` and ``backward`` computes f'(x) from
+    it; under :func:`~dlbook.core.inference_mode` it computes f only and saves
+    nothing. One instance may be applied several times before the backward
+    passes (each call saves its own f'). Neither pass mutates its input. No
+    parameters. The temporaries live in arrays the layer keeps and reuses
+    between calls of the same shape; a saved f' goes back there after its
+    backward (``y`` and ``dx`` are always new arrays).
 
     Example: ``Activation("leaky_relu", negative_slope=0.2)``. Chapter 1.
     """
@@ -873,29 +869,27 @@ class Activation(Module):
         self.spec = spec
         self.config = spec.resolve(params)
         self._core = spec._core
-        self._ws = _Workspace()  # temporaries and f' live here between calls
-        self._d: np.ndarray | None = None
-        self._x: np.ndarray | None = None
-        self._shape: tuple | None = None
+        self._ws = _Workspace()  # temporaries, and f' between a backward and the next forward
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _as_float_array(x)
-        self._shape = x.shape
-        if self.training:
-            y, self._d = _run_core(self._core, x, True, self.config, self._ws)
-            self._x = None
+        if self.training and not is_inference():
+            y, d = _run_core(self._core, x, True, self.config, self._ws)
+            self._save(None, self._ws.detach(d))  # d now belongs to the tape
         else:
             y, _ = _run_core(self._core, x, False, self.config, self._ws)
-            self._x, self._d = x, None
+            self._save(x, None)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._shape is None:
-            raise RuntimeError("call forward before backward")
-        dout = _check_dout(dout, self._shape)
-        if self._d is None:
-            _, self._d = _run_core(self._core, self._x, True, self.config, self._ws)
-        return np.multiply(dout, self._d)
+        x, d = self._saved()
+        dout = check_dout(dout, (d if x is None else x).shape, "Activation")
+        if d is None:  # evaluation mode: f' from the saved input
+            _, d = _run_core(self._core, x, True, self.config, self._ws)
+            return np.multiply(dout, d)
+        dx = np.multiply(dout, d)
+        self._ws.recycle("d", d)
+        return dx
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v:g}" for k, v in self.config.items())
@@ -910,8 +904,9 @@ class PReLU(Module):
 
     Shapes: ``x`` any shape; with ``num_parameters = C > 1`` one slope per
     channel on axis 1, so ``x`` is ``(N, C, ...)`` (as in PyTorch);
-    ``params["a"]`` is ``(num_parameters,)``. The forward runs in ``x``'s
-    dtype; ``grads["a"]`` accumulates in the parameter's dtype.
+    ``params["a"]`` is ``(C,)``, and ``C`` is kept as ``channels``. The
+    forward runs in ``x``'s dtype; ``grads["a"]`` accumulates in the
+    parameter's dtype.
 
     He, Zhang, Ren & Sun (2015). Delving Deep into Rectifiers: Surpassing
     Human-Level Performance on ImageNet Classification (init a = 0.25).
@@ -920,45 +915,47 @@ class PReLU(Module):
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=np.float64) -> None:
         super().__init__()
-        self.num_parameters = check_positive_int(num_parameters, "num_parameters")
-        self.params = {"a": np.full(self.num_parameters, float(init), dtype=dtype)}
+        # PyTorch's keyword; stored as ``channels``, since ``num_parameters()`` is a Module method
+        self.channels = check_positive_int(num_parameters, "num_parameters")
+        self.params = {"a": np.full(self.channels, float(init), dtype=check_dtype(dtype))}
         self.zero_grad()
-        self._cache = None
+        self._ws = _Workspace()  # the saved arrays go back here after backward, for the next forward
 
     def _slope(self, x: np.ndarray) -> np.ndarray:
-        a = self.params["a"].astype(x.dtype, copy=False)
-        if self.num_parameters == 1:
+        a = self._params["a"].astype(x.dtype, copy=False)
+        if self.channels == 1:
             return a.reshape((1,) * x.ndim) if x.ndim else a.reshape(())
-        if x.ndim < 2 or x.shape[1] != self.num_parameters:
+        if x.ndim < 2 or x.shape[1] != self.channels:
             raise ValueError(
-                f"PReLU with {self.num_parameters} parameters expects x of shape "
-                f"(N, {self.num_parameters}, ...), got {x.shape}"
+                f"PReLU with {self.channels} parameters expects x of shape "
+                f"(N, {self.channels}, ...), got {x.shape}"
             )
         return a.reshape((1, -1) + (1,) * (x.ndim - 2))  # (1, C, 1, ...)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x)
         a = self._slope(x)  # (1, C, 1, ...) or broadcastable scalar
+        ws = self._ws
         # dy/dx = 1 for x > 0 and a for x <= 0 (PyTorch's choice at 0); y = x * dy/dx
-        slope = np.multiply(np.greater(x, 0.0), 1.0 - a)
+        slope = np.multiply(np.greater(x, 0.0, out=ws("m", x, np.bool_)), 1.0 - a, out=ws("slope", x))
         slope += a
         y = np.multiply(x, slope)
-        neg = np.clip(x, -math.inf, 0.0)  # min(0, x) = dy/da
-        self._cache = (x.shape, slope, neg)
+        neg = np.clip(x, -math.inf, 0.0, out=ws("neg", x))  # min(0, x) = dy/da
+        self._save(ws.detach(slope), ws.detach(neg))
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("call forward before backward")
-        shape, slope, neg = self._cache
-        dout = _check_dout(dout, shape)
+        slope, neg = self._saved()
+        dout = check_dout(dout, slope.shape, "PReLU")
         dx = np.multiply(dout, slope)
-        ga = np.multiply(dout, neg)
-        if self.num_parameters == 1:
+        ga = np.multiply(dout, neg, out=neg if dout.dtype == neg.dtype else None)
+        if self.channels == 1:
             da = np.array([ga.sum()])
         else:
             da = ga.sum(axis=(0,) + tuple(range(2, ga.ndim)))  # sum over N and spatial axes
         self._accumulate("a", da)
+        self._ws.recycle("slope", slope)
+        self._ws.recycle("neg", neg)
         return dx
 
 
@@ -971,8 +968,9 @@ class RReLU(Module):
 
     Like dropout, the noise exists only in training. The slopes are drawn from
     a *uniform* distribution (not a Gaussian, as some write) with this layer's
-    Generator, so runs are reproducible. Shapes: ``x`` any shape -> same shape
-    and dtype; no parameters.
+    Generator, ``rng`` (a seed or a ``np.random.Generator``, required), so
+    runs are reproducible. Shapes: ``x`` any shape -> same shape and dtype;
+    no parameters.
 
     Xu, Wang, Chen & Li (2015). Empirical Evaluation of Rectified Activations
     in Convolutional Network. The paper divides, ``y = x / a`` with
@@ -983,13 +981,18 @@ class RReLU(Module):
     Chapter 1.
     """
 
-    def __init__(self, lower: float = 1.0 / 8.0, upper: float = 1.0 / 3.0, rng=0) -> None:
+    def __init__(
+        self,
+        lower: float = 1.0 / 8.0,
+        upper: float = 1.0 / 3.0,
+        *,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         if not 0.0 <= lower <= upper:
             raise ValueError(f"RReLU needs 0 <= lower <= upper, got lower={lower}, upper={upper}")
         self.lower, self.upper = float(lower), float(upper)
         self.rng = as_generator(rng)
-        self._cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x)
@@ -1001,14 +1004,12 @@ class RReLU(Module):
             slope += 1.0  # ... so the slope there is 1
         else:
             _, slope = _run_core(_leaky_core, x, True, {"slope": 0.5 * (self.lower + self.upper)})
-        self._cache = (x.shape, slope)
+        self._save(slope)
         return np.multiply(x, slope)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("call forward before backward")
-        shape, slope = self._cache
-        return np.multiply(_check_dout(dout, shape), slope)
+        (slope,) = self._saved()
+        return np.multiply(check_dout(dout, slope.shape, "RReLU"), slope)
 
     def __repr__(self) -> str:
         return f"RReLU(lower={self.lower:g}, upper={self.upper:g})"
@@ -1044,23 +1045,33 @@ class Maxout(Module):
 
     .. math:: y_j = \\max_{0 \\le p < k} (x W_{:, jk+p} + b_{jk+p})
 
-    Shapes: ``x (N, D) -> y (N, H)``; ``W (D, H k)`` and ``b (H k,)``, where
-    column ``j k + p`` is piece ``p`` of unit ``j`` (so ``y = maxout(x W + b,
-    k)``). The gradient flows to the piece that attained the max. With
-    ``k = 2`` and one piece fixed at 0 this is ReLU; Maxout can learn any
-    convex piecewise-linear function of its input. Weights ~ U(+-1/sqrt(D)).
+    Shapes: ``x (N, D) -> y (N, H)``, or with leading axes ``(N, ..., D) ->
+    (N, ..., H)`` (flattened into one batch axis, as in ``layers.Linear``);
+    ``W (D, H k)`` and ``b (H k,)``, where column ``j k + p`` is piece ``p``
+    of unit ``j`` (so ``y = maxout(x W + b, k)``). The gradient flows to the
+    piece that attained the max. With ``k = 2`` and one piece fixed at 0 this
+    is ReLU; Maxout can learn any convex piecewise-linear function of its
+    input. Weights ~ U(+-1/sqrt(D)), ``W`` drawn before ``b`` from ``rng`` (a
+    seed or a ``np.random.Generator``, required).
 
     Goodfellow, Warde-Farley, Mirza, Courville & Bengio (2013). Maxout
     Networks. Chapter 1.
     """
 
     def __init__(
-        self, in_features: int, out_features: int, pieces: int = 2, rng=0, dtype=np.float64
+        self,
+        in_features: int,
+        out_features: int,
+        pieces: int = 2,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype=np.float64,
     ) -> None:
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
         self.pieces = check_positive_int(pieces, "pieces")
+        dtype = check_dtype(dtype)
         gen = as_generator(rng)
         width = self.out_features * self.pieces
         self.params = {
@@ -1068,28 +1079,28 @@ class Maxout(Module):
             "b": _uniform_init(gen, self.in_features, (width,), dtype),
         }
         self.zero_grad()
-        self._cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = _check_features("Maxout", x, self.in_features)
-        W = self.params["W"].astype(x.dtype, copy=False)
-        b = self.params["b"].astype(x.dtype, copy=False)
-        z = (x @ W + b).reshape(x.shape[0], self.out_features, self.pieces)  # (N, H, k)
-        idx = z.argmax(axis=2)[:, :, None]  # (N, H, 1)
-        self._cache = (x, W, idx)
-        return np.take_along_axis(z, idx, axis=2)[:, :, 0]
+        x, x2 = _flatten_features("Maxout", x, self.in_features)  # x2 (M, D)
+        H, k = self.out_features, self.pieces
+        W = self._params["W"].astype(x.dtype, copy=False)
+        b = self._params["b"].astype(x.dtype, copy=False)
+        z = (x2 @ W + b).reshape(x2.shape[0], H, k)  # (M, H, k)
+        idx = z.argmax(axis=2)[:, :, None]  # (M, H, 1)
+        self._save(x2, W, idx, x.shape)
+        y = np.take_along_axis(z, idx, axis=2)[:, :, 0]  # (M, H)
+        return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (H,))  # (N, ..., H)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("call forward before backward")
-        x, W, idx = self._cache
-        dout = _check_dout(dout, (x.shape[0], self.out_features))
-        dz = np.zeros((x.shape[0], self.out_features, self.pieces), dtype=dout.dtype)
-        np.put_along_axis(dz, idx, dout[:, :, None], axis=2)
-        dz = dz.reshape(x.shape[0], -1)  # (N, H k)
-        self._accumulate("W", x.T @ dz)
+        x2, W, idx, shape = self._saved()
+        M, H, k = x2.shape[0], self.out_features, self.pieces
+        dout = check_dout(dout, shape[:-1] + (H,), "Maxout").reshape(M, H)
+        dz = np.zeros((M, H, k), dtype=dout.dtype)
+        np.put_along_axis(dz, idx, dout[:, :, None], axis=2)  # to the winning piece
+        dz = dz.reshape(M, H * k)  # (M, H k)
+        self._accumulate("W", x2.T @ dz)
         self._accumulate("b", dz.sum(axis=0))
-        return dz @ W.T
+        return (dz @ W.T).reshape(shape)  # (N, ..., D)
 
 
 class CReLU(Module):
@@ -1107,7 +1118,6 @@ class CReLU(Module):
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
         self.axis = int(axis)
-        self._cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x, min_ndim=1)
@@ -1116,16 +1126,14 @@ class CReLU(Module):
         pos = np.clip(x, 0.0, math.inf)
         neg = np.clip(x, -math.inf, 0.0)
         np.negative(neg, out=neg)
-        self._cache = x
+        self._save(x)
         return np.concatenate([pos, neg], axis=self.axis)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x = self._cache
-        if x is None:
-            raise RuntimeError("call forward before backward")
+        (x,) = self._saved()
         shape = list(x.shape)
         shape[self.axis] *= 2
-        dout = _check_dout(dout, tuple(shape))
+        dout = check_dout(dout, tuple(shape), "CReLU")
         d_pos, d_neg = np.split(dout, 2, axis=self.axis)
         return d_pos * np.greater(x, 0.0) - d_neg * np.less(x, 0.0)
 
@@ -1151,7 +1159,7 @@ def glu(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     x = check_float_array(x, min_ndim=1)
     a, b = _halves(x, axis)
-    return a * _sigmoid_of(b)
+    return a * _sigmoid_kernel(b)
 
 
 def glu_backward(x: np.ndarray, dout: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -1164,8 +1172,8 @@ def glu_backward(x: np.ndarray, dout: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     x = check_float_array(x, min_ndim=1)
     a, b = _halves(x, axis)
-    dout = _check_dout(dout, a.shape)
-    s = _sigmoid_of(b)
+    dout = check_dout(dout, a.shape, "glu")
+    s = _sigmoid_kernel(b)
     da = dout * s
     db = da * a
     db *= 1.0 - s
@@ -1173,14 +1181,17 @@ def glu_backward(x: np.ndarray, dout: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 class _GatedAffine(Module):
-    """Shared part of GLU and SwiGLU: one affine map ``x W + b`` to ``2H`` columns."""
+    """Shared part of GLU and SwiGLU: one affine map ``x W + b`` to ``2H`` columns.
 
-    _name = "gated"
+    ``x (N, ..., D)`` is flattened to rows ``(M, D)`` as in ``layers.Linear``;
+    ``W`` is drawn before ``b``, both U(+-1/sqrt(D)), from ``rng``.
+    """
 
     def __init__(self, in_features: int, out_features: int, rng, dtype) -> None:
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
+        dtype = check_dtype(dtype)
         gen = as_generator(rng)
         D, H = self.in_features, self.out_features
         self.params = {
@@ -1188,21 +1199,29 @@ class _GatedAffine(Module):
             "b": _uniform_init(gen, D, (2 * H,), dtype),
         }
         self.zero_grad()
-        self._cache = None
 
     def _affine(self, x):
-        x = _check_features(type(self).__name__, x, self.in_features)
-        W = self.params["W"].astype(x.dtype, copy=False)
-        z = x @ W + self.params["b"].astype(x.dtype, copy=False)  # (N, 2H)
+        """``(shape, x2, W, first, second)``: ``x2 W + b (M, 2H)`` split in its two halves."""
+        x, x2 = _flatten_features(type(self).__name__, x, self.in_features)
+        W = self._params["W"].astype(x.dtype, copy=False)
+        z = x2 @ W + self._params["b"].astype(x.dtype, copy=False)  # (M, 2H)
         H = self.out_features
-        return x, W, z[:, :H], z[:, H:]
+        return x.shape, x2, W, z[:, :H], z[:, H:]
 
-    def _backward_affine(self, dz_first, dz_second):
-        x, W = self._cache[0], self._cache[1]
-        dz = np.concatenate([dz_first, dz_second], axis=1)  # (N, 2H)
-        self._accumulate("W", x.T @ dz)
+    def _out(self, y2: np.ndarray, shape: tuple) -> np.ndarray:
+        """Rows ``(M, H)`` back to ``(N, ..., H)``."""
+        return y2 if len(shape) == 2 else y2.reshape(shape[:-1] + (self.out_features,))
+
+    def _dout(self, dout, shape: tuple) -> np.ndarray:
+        """The upstream gradient checked against the output's shape, as rows ``(M, H)``."""
+        H = self.out_features
+        return check_dout(dout, shape[:-1] + (H,), type(self).__name__).reshape(-1, H)
+
+    def _backward_affine(self, x2, W, shape, dz_first, dz_second):
+        dz = np.concatenate([dz_first, dz_second], axis=1)  # (M, 2H)
+        self._accumulate("W", x2.T @ dz)
         self._accumulate("b", dz.sum(axis=0))
-        return dz @ W.T
+        return (dz @ W.T).reshape(shape)  # (N, ..., D)
 
 
 class GLU(_GatedAffine):
@@ -1210,33 +1229,41 @@ class GLU(_GatedAffine):
 
     .. math:: y = (x W_1 + b_1) \\odot \\sigma(x W_2 + b_2)
 
-    Shapes: ``x (N, D) -> y (N, H)``. The two maps are packed in one matrix,
-    ``W (D, 2H)`` and ``b (2H,)``: columns ``[:H]`` are ``W_1`` (the value),
-    ``[H:]`` are ``W_2`` (the gate), so ``y = glu(x W + b)``. Weights ~
-    U(+-1/sqrt(D)).
+    Shapes: ``x (N, D) -> y (N, H)``, or with leading axes ``(N, ..., D) ->
+    (N, ..., H)`` (e.g. ``(N, T, D)`` in a Transformer's feed-forward block;
+    flattened into one batch axis, as in ``layers.Linear``). The two maps are
+    packed in one matrix, ``W (D, 2H)`` and ``b (2H,)``: columns ``[:H]`` are
+    ``W_1`` (the value), ``[H:]`` are ``W_2`` (the gate), so ``y = glu(x W +
+    b)``. Weights ~ U(+-1/sqrt(D)) from ``rng`` (a seed or a
+    ``np.random.Generator``, required).
 
     Dauphin, Fan, Auli & Grangier (2017). Language Modeling with Gated
     Convolutional Networks. Chapter 1.
     """
 
-    def __init__(self, in_features: int, out_features: int, rng=0, dtype=np.float64) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype=np.float64,
+    ) -> None:
         super().__init__(in_features, out_features, rng, dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x, W, value, gate = self._affine(x)
-        s = _sigmoid_of(gate)
-        self._cache = (x, W, value, s)
-        return value * s
+        shape, x2, W, value, gate = self._affine(x)
+        s = _sigmoid_kernel(gate)
+        self._save(x2, W, value, s, shape)
+        return self._out(value * s, shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("call forward before backward")
-        _, _, value, s = self._cache
-        dout = _check_dout(dout, s.shape)
+        x2, W, value, s, shape = self._saved()
+        dout = self._dout(dout, shape)
         d_value = dout * s
         d_gate = d_value * value
         d_gate *= 1.0 - s
-        return self._backward_affine(d_value, d_gate)
+        return self._backward_affine(x2, W, shape, d_value, d_gate)
 
 
 class SwiGLU(_GatedAffine):
@@ -1248,34 +1275,42 @@ class SwiGLU(_GatedAffine):
     The second factor has no sigmoid: Shazeer's SwiGLU replaces GLU's
     sigmoid *gate* by a Swish and keeps the other branch linear. (Writing
     ``Swish(xW + b) ⊙ σ(xV + c)`` is a common mistake.) Shapes:
-    ``x (N, D) -> y (N, H)``; packed ``W (D, 2H)`` and ``b (2H,)``: columns
-    ``[:H]`` are ``W`` (through the Swish), ``[H:]`` are ``V`` (linear).
-    ``beta`` is fixed (Shazeer uses 1). The paper's feed-forward layers omit
-    the biases; they are kept here as in the formula above.
+    ``x (N, D) -> y (N, H)``, or ``(N, ..., D) -> (N, ..., H)`` (e.g. ``(N,
+    T, D)`` in a Transformer's feed-forward block; flattened into one batch
+    axis, as in ``layers.Linear``); packed ``W (D, 2H)`` and ``b (2H,)``:
+    columns ``[:H]`` are ``W`` (through the Swish), ``[H:]`` are ``V``
+    (linear). ``beta`` is fixed (Shazeer uses 1). The paper's feed-forward
+    layers omit the biases; they are kept here as in the formula above.
+    Weights ~ U(+-1/sqrt(D)) from ``rng`` (a seed or a
+    ``np.random.Generator``, required).
 
     Shazeer (2020). GLU Variants Improve Transformer. Chapter 1.
     """
 
     def __init__(
-        self, in_features: int, out_features: int, beta: float = 1.0, rng=0, dtype=np.float64
+        self,
+        in_features: int,
+        out_features: int,
+        beta: float = 1.0,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype=np.float64,
     ) -> None:
         super().__init__(in_features, out_features, rng, dtype)
         self.beta = float(beta)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x, W, pre, linear = self._affine(x)
+        shape, x2, W, pre, linear = self._affine(x)
         swish, d_swish = _swish_core(pre, True, _fresh, self.beta)
-        self._cache = (x, W, swish, d_swish, linear)
-        return swish * linear
+        self._save(x2, W, swish, d_swish, linear, shape)
+        return self._out(swish * linear, shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("call forward before backward")
-        _, _, swish, d_swish, linear = self._cache
-        dout = _check_dout(dout, swish.shape)
+        x2, W, swish, d_swish, linear, shape = self._saved()
+        dout = self._dout(dout, shape)
         d_pre = dout * linear
         d_pre *= d_swish
-        return self._backward_affine(d_pre, dout * swish)
+        return self._backward_affine(x2, W, shape, d_pre, dout * swish)
 
 
 # ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Module, as_generator, check_float_array, check_positive_int
+from .core import Module, as_generator, check_dout, check_dtype, check_float_array, check_positive_int
 
 __all__ = [
     "conv_output_size",
@@ -232,11 +232,15 @@ class Conv2d(Module):
     when ``bias``. ``kernel_size``, ``stride`` and ``padding`` are ints or
     pairs ``(h, w)``.
 
-    ``init`` names the weight initialiser as for
+    ``rng`` (a seed or a Generator, required: no hidden default) draws the
+    weights by the initialiser ``init``, named as for
     :class:`~dlbook.layers.Linear` (``"uniform"``: PyTorch's default
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)); ``"he"``, ``"xavier"``, ``"lecun"``
     and their ``_uniform`` variants), with ``fan_in = C_in kh kw`` and
-    ``fan_out = C_out kh kw``. The bias starts at zero.
+    ``fan_out = C_out kh kw``. The bias starts at zero. Every argument after
+    ``kernel_size`` is a keyword. The parameters are used in the input's
+    dtype. One layer may be applied several times before the backward passes
+    (each forward saves its own columns).
 
     LeCun et al. (1998); im2col: Chellapilla et al. (2006). Chapter 4.
     """
@@ -246,11 +250,12 @@ class Conv2d(Module):
         in_channels: int,
         out_channels: int,
         kernel_size,
+        *,
         stride=1,
         padding=0,
         bias: bool = True,
         init: str = "uniform",
-        rng: np.random.Generator | int = 0,
+        rng: np.random.Generator | int,
         dtype=np.float64,
     ) -> None:
         super().__init__()
@@ -264,19 +269,15 @@ class Conv2d(Module):
         fn = INIT_METHODS.get(init) if isinstance(init, str) else None
         if fn is None:
             raise ValueError(f"unknown init {init!r}; expected one of {tuple(INIT_METHODS)}")
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dt}")
+        dt = check_dtype(dtype)
         kh, kw = self.kernel_size
         area = kh * kw
         shape = (self.out_channels, self.in_channels, kh, kw)
-        self.params["W"] = fn(
-            self.in_channels * area, self.out_channels * area, as_generator(rng), shape=shape, dtype=dt
-        )
+        gen = as_generator(rng)
+        params = {"W": fn(self.in_channels * area, self.out_channels * area, gen, shape=shape, dtype=dt)}
         if bias:
-            self.params["b"] = np.zeros(self.out_channels, dtype=dt)
-        self.zero_grad()
-        self._cache: tuple | None = None
+            params["b"] = np.zeros(self.out_channels, dtype=dt)
+        self.params = params
 
     def _check(self, x) -> np.ndarray:
         x = _check_images(x)
@@ -294,34 +295,27 @@ class Conv2d(Module):
         xp = _padded_cnhw(x, self.padding)  # (C, N, Hp, Wp)
         cols = _im2col_cnhw(xp, self.kernel_size, self.stride, out_hw)  # (C, kh, kw, N, Ho, Wo)
         cols = cols.reshape(-1, n * out_hw[0] * out_hw[1])  # (C kh kw, N Ho Wo)
-        w2 = self.params["W"].reshape(self.out_channels, -1).astype(x.dtype, copy=False)  # (C_out, C kh kw)
+        w2 = self._params["W"].reshape(self.out_channels, -1).astype(x.dtype, copy=False)  # (C_out, C kh kw)
         y = w2 @ cols  # (C_out, N Ho Wo)
-        if "b" in self.params:
-            y += self.params["b"].astype(x.dtype, copy=False)[:, None]
-        self._cache = (x.shape, xp.shape, cols, out_hw)
+        if "b" in self._params:
+            y += self._params["b"].astype(x.dtype, copy=False)[:, None]
+        self._save(x.shape, xp.shape, cols, out_hw)
         y = y.reshape(self.out_channels, n, *out_hw)  # (C_out, N, Ho, Wo)
         return y.transpose(1, 0, 2, 3)  # (N, C_out, Ho, Wo), a view
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("Conv2d.backward called before forward")
-        x_shape, padded_shape, cols, out_hw = self._cache
+        x_shape, padded_shape, cols, out_hw = self._saved()
         n = x_shape[0]
-        expected = (n, self.out_channels, *out_hw)
-        dout = check_float_array(dout, "dout")
-        if dout.shape != expected:
-            raise ValueError(
-                f"Conv2d.backward: dout must have the output's shape {expected}, got {dout.shape}"
-            )
-        d2 = dout.transpose(1, 0, 2, 3).reshape(
-            self.out_channels, -1
-        )  # (N, C_out, Ho, Wo) -> (C_out, N Ho Wo)
-        W = self.params["W"]
+        dout = check_dout(dout, (n, self.out_channels, *out_hw), "Conv2d")
+        d2 = dout.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)  # -> (C_out, N Ho Wo)
+        W = self._params["W"]
         self._accumulate("W", (d2 @ cols.T).reshape(W.shape))  # (C_out, C kh kw) -> (C_out, C, kh, kw)
-        if "b" in self.params:
+        if "b" in self._params:
             self._accumulate("b", d2.sum(axis=1))
         w2 = W.reshape(self.out_channels, -1).astype(d2.dtype, copy=False)
-        dcols = w2.T @ d2  # (C kh kw, N Ho Wo)
+        # (C kh kw, N Ho Wo), written over cols (used up by dW above; this tape entry is popped):
+        # one large allocation less per step, and no large block freed and faulted in again
+        dcols = np.matmul(w2.T, d2, out=cols) if cols.dtype == d2.dtype else w2.T @ d2
         kh, kw = self.kernel_size
         dcols = dcols.reshape(self.in_channels, kh, kw, n, *out_hw)  # (C, kh, kw, N, Ho, Wo)
         dxp = _col2im_cnhw(dcols, padded_shape, self.kernel_size, self.stride, out_hw)  # (C, N, Hp, Wp)
@@ -331,7 +325,7 @@ class Conv2d(Module):
     def __repr__(self) -> str:
         return (
             f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, bias={'b' in self.params})"
+            f"stride={self.stride}, padding={self.padding}, bias={'b' in self._params})"
         )
 
 
@@ -349,24 +343,15 @@ class _Pool2d(Module):
                     f"padding must be at most half the kernel size, got padding {self.padding} "
                     f"for kernel {self.kernel_size}"
                 )
-        self._cache: tuple | None = None
 
     def _offsets(self):
         kh, kw = self.kernel_size
         return [(u, v) for u in range(kh) for v in range(kw)]
 
     def _begin_backward(self, dout) -> tuple:
-        """Check ``dout`` against the cached forward pass; return it with the cache."""
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        x_shape, padded_shape, out_hw, extra = self._cache
-        expected = (x_shape[0], x_shape[1], *out_hw)
-        dout = check_float_array(dout, "dout")
-        if dout.shape != expected:
-            raise ValueError(
-                f"{type(self).__name__}.backward: dout must have the output's shape {expected}, "
-                f"got {dout.shape}"
-            )
+        """Pop what the matching forward saved; return the checked ``dout`` with it."""
+        x_shape, padded_shape, out_hw, extra = self._saved()
+        dout = check_dout(dout, (x_shape[0], x_shape[1], *out_hw), type(self).__name__)
         return dout, x_shape, padded_shape, out_hw, extra
 
     def _unpad(self, dxp, x_shape) -> np.ndarray:
@@ -389,14 +374,20 @@ class MaxPool2d(_Pool2d):
     at most half the window, as in PyTorch. The backward pass sends each
     window's gradient to its maximum (the first one in row-major order on
     ties); with overlapping windows (``stride < kernel_size``) an input that
-    is the maximum of several windows receives the sum. ``stride`` defaults
-    to ``kernel_size``. Shapes: ``(N, C, H, W) -> (N, C, Ho, Wo)``. Chapter 4.
+    is the maximum of several windows receives the sum. A NaN anywhere in a
+    window makes that output NaN and takes its gradient (the last NaN in
+    row-major order), as PyTorch's ``max_pool2d`` does: a diverged
+    activation is not hidden by the pooling. ``stride`` defaults to
+    ``kernel_size``. Shapes: ``(N, C, H, W) -> (N, C, Ho, Wo)``. Chapter 4.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _check_images(x)
         out_hw = _geometry(x.shape, self.kernel_size, self.stride, self.padding)
         xp = _padded_cnhw(x, self.padding, fill=-np.inf)  # (C, N, Hp, Wp)
+        # NaN never compares larger: only when x has one, let a NaN win too (PyTorch's rule
+        # "val > max or isnan(val)"); the check costs one pass over x, the NaN test one per offset
+        has_nan = bool(np.isnan(x).any())
         best = None
         arg = np.zeros((x.shape[1], x.shape[0]) + out_hw, dtype=np.int32)  # index of (u, v) of the max
         for q, (u, v) in enumerate(self._offsets()):
@@ -405,9 +396,11 @@ class MaxPool2d(_Pool2d):
                 best = slab.copy()
                 continue
             larger = slab > best  # strict: ties keep the first offset
+            if has_nan:
+                larger |= np.isnan(slab)  # a later NaN replaces anything, a number never replaces NaN
             np.copyto(best, slab, where=larger)
             arg[larger] = q
-        self._cache = (x.shape, xp.shape, out_hw, arg)
+        self._save(x.shape, xp.shape, out_hw, arg)
         return best.transpose(1, 0, 2, 3)  # (C, N, Ho, Wo) -> (N, C, Ho, Wo)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -438,7 +431,7 @@ class AvgPool2d(_Pool2d):
         for u, v in self._offsets():
             total += _slab(xp, u, v, out_hw, self.stride)
         total *= 1.0 / (self.kernel_size[0] * self.kernel_size[1])
-        self._cache = (x.shape, xp.shape, out_hw, None)
+        self._save(x.shape, xp.shape, out_hw, None)
         return total.transpose(1, 0, 2, 3)  # (C, N, Ho, Wo) -> (N, C, Ho, Wo)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -460,22 +453,15 @@ class GlobalAvgPool2d(Module):
     Network*; the head of the ResNets in chapter 5. Chapter 4.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._shape: tuple | None = None
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _check_images(x)
-        self._shape = x.shape
+        self._save(x.shape)
         n, c, h, w = x.shape
         return x.reshape(n, c, h * w).mean(axis=2)  # (N, C, H W) -> (N, C)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._shape is None:
-            raise RuntimeError("GlobalAvgPool2d.backward called before forward")
-        n, c, h, w = self._shape
-        dout = check_float_array(dout, "dout")
-        if dout.shape != (n, c):
-            raise ValueError(f"GlobalAvgPool2d.backward: dout must have shape {(n, c)}, got {dout.shape}")
+        (shape,) = self._saved()
+        n, c, h, w = shape
+        dout = check_dout(dout, (n, c), "GlobalAvgPool2d")
         scaled = dout * (1.0 / (h * w))
-        return np.broadcast_to(scaled[:, :, None, None], self._shape).copy()  # (N, C) -> (N, C, H, W)
+        return np.broadcast_to(scaled[:, :, None, None], shape).copy()  # (N, C) -> (N, C, H, W)

@@ -14,8 +14,10 @@ chapter 6 needs in full:
   many times in one forward pass (an RNN cell at every time step, a tied
   embedding, one activation used twice) and backpropagated as many times in
   reverse order. ``backward`` called more often than ``forward`` raises a
-  ``RuntimeError``. :meth:`Module.zero_grad` also empties the tapes, which
-  drops what forward-only calls (a plot, a printout) left behind.
+  ``RuntimeError``. A forward pass that is never backpropagated (a plot, a
+  printout) leaves its entry at the bottom of the tape, where it does not
+  disturb later pairs; :meth:`Module.clear_tape` drops such leftovers, and
+  :func:`dlbook.train.train_step` does so before every step.
 - **Inference mode.** Inside ``with inference_mode():`` (or
   ``model.inference()``) forward passes keep nothing: evaluation, decoding.
   It is separate from :meth:`Module.eval`, which switches how Dropout and
@@ -53,8 +55,7 @@ References
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from types import MappingProxyType
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -62,6 +63,7 @@ __all__ = [
     "Module",
     "Sequential",
     "Parameters",
+    "ArrayView",
     "inference_mode",
     "is_inference",
     "gradcheck",
@@ -107,7 +109,9 @@ def check_dout(dout, shape: tuple, who: str) -> np.ndarray:
     """Return the upstream gradient ``dout`` if it is a float array of the output's ``shape``."""
     dout = check_float_array(dout, "dout")
     if dout.shape != tuple(shape):
-        raise ValueError(f"{who}.backward: dout must have the output's shape {tuple(shape)}, got {dout.shape}")
+        raise ValueError(
+            f"{who}.backward: dout must have the output's shape {tuple(shape)}, got {dout.shape}"
+        )
     return dout
 
 
@@ -174,6 +178,43 @@ def is_inference() -> bool:
     return _inference_depth > 0
 
 
+class ArrayView(Mapping):
+    """A read-only name -> array mapping of a module tree (``params``, ``grads``, ``buffers``).
+
+    The arrays are the live ones: change them in place (``view["W"][...] = 0``,
+    ``view["W"] += g``). Binding a name to a *new* array would silently
+    detach it from its module, so it raises ``TypeError``; an in-place
+    ``+=`` rebinds the same array and is allowed.
+    """
+
+    __slots__ = ("_items", "_what")
+
+    def __init__(self, items: dict[str, np.ndarray], what: str) -> None:
+        self._items = items
+        self._what = what
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._items[name]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __setitem__(self, name: str, value) -> None:
+        if self._items.get(name) is not value:
+            raise TypeError(
+                f"{self._what}[{name!r}] is a view of the module's array: write into it "
+                f"({self._what}[{name!r}][...] = value) or use load_state_dict; to declare a "
+                f"module's own arrays, assign self.params = {{...}} in its __init__"
+            )
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k!r}: {tuple(v.shape)}" for k, v in self._items.items())
+        return f"{self._what}({{{shapes}}})"
+
+
 def _is_module_collection(value) -> bool:
     if isinstance(value, (list, tuple)):
         return len(value) > 0 and all(isinstance(v, Module) for v in value)
@@ -200,6 +241,7 @@ class Module:
         self._grads: dict[str, np.ndarray] = {}
         self._buffers: dict[str, np.ndarray] = {}
         self._tape: list[tuple] = []
+        self._spent: tuple | None = None  # the last popped entry (see _saved)
         self.training = True
 
     # -- the protocol -------------------------------------------------------
@@ -217,21 +259,27 @@ class Module:
         """Push what ``backward`` will need (nothing in inference mode)."""
         if _inference_depth == 0:
             self._tape.append(values)
+            self._spent = None
 
     def _saved(self) -> tuple:
         """Pop what the matching ``forward`` saved (last in, first out)."""
         if not self._tape:
             raise RuntimeError(
                 f"{type(self).__name__}.backward called more often than forward: every backward "
-                "needs its own forward since the last zero_grad(), and forward passes under "
-                "inference_mode() keep nothing"
+                "needs its own forward, and forward passes under inference_mode() keep nothing"
             )
-        return self._tape.pop()
+        # The popped arrays live on until the next _save: the next forward then
+        # allocates its arrays before these are freed, so the allocator reuses
+        # memory instead of returning it to the system and faulting it back in
+        # (measured: a small CNN step 26-31 ms -> 21.5 ms, as with the old one-slot cache).
+        self._spent = self._tape.pop()
+        return self._spent
 
     def clear_tape(self) -> Module:
         """Forget what every forward pass of the tree saved."""
         for _, m in self.named_modules():
             m._tape.clear()
+            m._spent = None
         return self
 
     def inference(self):
@@ -301,7 +349,7 @@ class Module:
     @property
     def params(self):
         """Every parameter of the tree by dotted name (read-only view; the arrays are live)."""
-        return MappingProxyType(dict(self.named_parameters()))
+        return ArrayView(dict(self.named_parameters()), "params")
 
     @params.setter
     def params(self, value: dict) -> None:
@@ -310,12 +358,12 @@ class Module:
     @property
     def grads(self):
         """The gradient of every parameter, same names as :attr:`params` (read-only view)."""
-        return MappingProxyType({name: owner._grad(key) for name, owner, key, _ in self._walk("_params")})
+        return ArrayView({name: owner._grad(key) for name, owner, key, _ in self._walk("_params")}, "grads")
 
     @property
     def buffers(self):
         """Every buffer of the tree (state that is saved but not trained), read-only view."""
-        return MappingProxyType(dict(self.named_buffers()))
+        return ArrayView(dict(self.named_buffers()), "buffers")
 
     @buffers.setter
     def buffers(self, value: dict) -> None:
@@ -327,11 +375,10 @@ class Module:
         self._grad(key)[...] += value
 
     def zero_grad(self) -> Module:
-        """Set every gradient of the tree to zero and empty every tape."""
+        """Set every gradient of the tree to zero (the tapes are left alone)."""
         for m in self.modules():
             for key in m._params:
                 m._grad(key).fill(0.0)
-            m._tape.clear()
         return self
 
     def train(self, mode: bool = True) -> Module:
@@ -522,7 +569,10 @@ def gradcheck(
     inputs = tuple(x.copy() if isinstance(x, np.ndarray) else x for x in inputs)
     for name, x in zip(_input_names(inputs), inputs, strict=True):
         if _is_float(x) and x.dtype != np.float64:
-            raise TypeError(f"gradcheck needs float64 input (finite differences lose float32 precision); {name} is {x.dtype}")
+            raise TypeError(
+                "gradcheck needs float64 input (finite differences lose float32 precision); "
+                f"{name} is {x.dtype}"
+            )
         if not isinstance(x, np.ndarray):
             raise TypeError(f"gradcheck inputs must be NumPy arrays; {name} is {type(x).__name__}")
     params = dict(module.named_parameters())
@@ -552,21 +602,27 @@ def gradcheck(
     if len(inputs) == 1:
         dins = (dins,)
     elif not isinstance(dins, tuple) or len(dins) != len(inputs):
-        raise AssertionError(f"{type(module).__name__}.backward must return a tuple of {len(inputs)} gradients")
+        raise AssertionError(
+            f"{type(module).__name__}.backward must return a tuple of {len(inputs)} gradients"
+        )
     names = _input_names(inputs)
     analytic = {}
     for name, x, d in zip(names, inputs, dins, strict=True):
         if _is_float(x):
             analytic[name] = d
         elif d is not None:
-            raise AssertionError(f"{type(module).__name__}: integer input {name} must get None as its gradient")
+            raise AssertionError(
+                f"{type(module).__name__}: integer input {name} must get None as its gradient"
+            )
     analytic.update({name: g.copy() for name, g in module.grads.items()})
 
     def loss() -> float:
         with inference_mode():
             return float(sum(np.sum(o * d) for o, d in zip(outputs(), douts, strict=True) if d is not None))
 
-    numeric = {name: numerical_gradient(loss, x, eps) for name, x in zip(names, inputs, strict=True) if _is_float(x)}
+    numeric = {
+        name: numerical_gradient(loss, x, eps) for name, x in zip(names, inputs, strict=True) if _is_float(x)
+    }
     for k, p in params.items():
         numeric[k] = numerical_gradient(loss, p, eps)
     return _compare(type(module).__name__, analytic, numeric, rtol, atol)
@@ -605,5 +661,7 @@ def gradcheck_fn(
     def value() -> float:
         return float(f(*inputs, **kwargs)[0])
 
-    numeric = {n: numerical_gradient(value, x, eps) for n, x in zip(names, inputs, strict=True) if _is_float(x)}
+    numeric = {
+        n: numerical_gradient(value, x, eps) for n, x in zip(names, inputs, strict=True) if _is_float(x)
+    }
     return _compare(getattr(f, "__name__", "f"), analytic, numeric, rtol, atol)

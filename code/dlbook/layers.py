@@ -1,10 +1,13 @@
 """Layers of chapter 3: affine map, dropout, batch and layer normalisation, reshaping.
 
-Each layer is a :class:`~dlbook.core.Module`: ``forward`` caches what
-``backward`` needs, ``backward(dout) -> dx`` accumulates the parameter
-gradients into ``grads``. All of them accept float32 and float64 input and
-return the input's dtype (for a layer created with the same ``dtype``);
-parameter gradients accumulate in the parameters' dtype.
+Each layer is a :class:`~dlbook.core.Module` (protocol version 2): ``forward``
+pushes what ``backward`` needs on the layer's tape, ``backward(dout) -> dx``
+pops it and accumulates the parameter gradients into ``grads``, so one layer
+may be applied several times in one forward pass. All of them accept float32
+and float64 input and return the input's dtype (for a layer created with the
+same ``dtype``); parameter gradients accumulate in the parameters' dtype.
+Random layers (:class:`Linear`'s initial weights, :class:`Dropout`'s masks)
+take an explicit seed or Generator, ``rng``, with no default.
 
 Chapter 1 uses :class:`Linear`; chapter 3 derives every backward pass here
 and trains with Dropout, BatchNorm1d and LayerNorm; chapter 4 needs
@@ -23,11 +26,12 @@ References
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from . import init as _init
-from .core import Module, as_generator, check_float_array, check_positive_int
+from .core import Module, as_generator, check_dout, check_dtype, check_float_array, check_positive_int
 
 __all__ = [
     "Linear",
@@ -91,13 +95,6 @@ def init_weight(
     return fn(fan_in, fan_out, rng, dtype=dtype)
 
 
-def _check_dout(dout, shape: tuple, layer: str) -> np.ndarray:
-    dout = check_float_array(dout, "dout")
-    if dout.shape != shape:
-        raise ValueError(f"{layer}.backward: dout must have the output's shape {shape}, got {dout.shape}")
-    return dout
-
-
 def _positive_float(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
         raise TypeError(f"{what} must be a number, got {type(value).__name__}")
@@ -113,13 +110,6 @@ def _feature_sums(a: np.ndarray, axes: tuple) -> np.ndarray:
     return a.sum(axis=axes)
 
 
-def _float_dtype(dtype) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt
-
-
 # ---------------------------------------------------------------------------
 # Linear
 # ---------------------------------------------------------------------------
@@ -133,28 +123,54 @@ class Linear(Module):
     Shapes: ``x (N, D) -> y (N, H)``, or with leading axes ``x (N, T, D) ->
     y (N, T, H)`` (any number of them: they are flattened into one batch axis,
     so the sums over ``n`` run over every leading position); ``W (D, H)``,
-    ``b (H,)``. ``init`` names the weight initialiser (see :func:`init_weight`);
-    the bias starts at zero. Chapter 3 derives the backward pass.
+    ``b (H,)``. ``rng`` (a seed or a Generator, required: no hidden default)
+    draws ``W`` by the initialiser ``init`` (see :func:`init_weight`); the
+    bias starts at zero. :meth:`from_weights` builds a layer from given arrays
+    instead. As in :class:`~dlbook.conv.Conv2d`, the parameters are used in
+    the input's dtype (a float32 batch through a float64 layer gives float32;
+    float64 results are unchanged). Chapter 3 derives the backward pass.
     """
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
+        *,
         bias: bool = True,
-        rng: np.random.Generator | int = 0,
+        rng: np.random.Generator | int,
         init: str = "uniform",
         dtype=np.float64,
     ) -> None:
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
-        gen = as_generator(rng)
-        self.params["W"] = init_weight(self.in_features, self.out_features, gen, init, dtype)
+        dt = check_dtype(dtype)
+        params = {"W": init_weight(self.in_features, self.out_features, as_generator(rng), init, dt)}
         if bias:
-            self.params["b"] = np.zeros(out_features, dtype=dtype)
-        self.zero_grad()
-        self._x: np.ndarray | None = None
+            params["b"] = np.zeros(self.out_features, dtype=dt)
+        self.params = params
+
+    @classmethod
+    def from_weights(cls, W, b=None) -> Linear:
+        """A layer with the weight ``W (D, H)`` and the bias ``b (H,)`` (no bias if ``None``), copied.
+
+        The parameters take ``W``'s dtype (nested lists become float64); no
+        random draw, so no ``rng``. Chapter 2 builds networks by hand with it,
+        e.g. ``Linear.from_weights([[1, -1]], [0, 0])`` for ``x -> (x, -x)``.
+        """
+        W = check_float_array(W, "W", ndim=2)
+        layer = cls.__new__(cls)
+        Module.__init__(layer)
+        layer.in_features = check_positive_int(W.shape[0], "W.shape[0] (in_features)")
+        layer.out_features = check_positive_int(W.shape[1], "W.shape[1] (out_features)")
+        params = {"W": np.array(W, copy=True)}
+        if b is not None:
+            b = check_float_array(b, "b", ndim=1)
+            if b.shape != (layer.out_features,):
+                raise ValueError(f"b must have shape ({layer.out_features},) to match W, got {b.shape}")
+            params["b"] = b.astype(W.dtype)  # a copy
+        layer.params = params
+        return layer
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x, "x")
@@ -164,28 +180,26 @@ class Linear(Module):
             raise ValueError(
                 f"Linear expected {self.in_features} input features, got x of shape {x.shape}"
             )
-        self._x = x
+        self._save(x)
         x2 = x if x.ndim == 2 else x.reshape(-1, self.in_features)  # (N*T*..., D)
-        y = x2 @ self.params["W"]  # (M, H)
-        if "b" in self.params:
-            y += self.params["b"]
+        y = x2 @ self._params["W"].astype(x.dtype, copy=False)  # (M, H)
+        if "b" in self._params:
+            y += self._params["b"].astype(x.dtype, copy=False)
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.out_features,))  # (N, ..., H)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._x is None:
-            raise RuntimeError("Linear.backward called before forward")
-        x = self._x
-        dout = _check_dout(dout, x.shape[:-1] + (self.out_features,), "Linear")
+        (x,) = self._saved()
+        dout = check_dout(dout, x.shape[:-1] + (self.out_features,), "Linear")
         x2 = x.reshape(-1, self.in_features)  # (M, D)
         d2 = dout.reshape(-1, self.out_features)  # (M, H)
         self._accumulate("W", x2.T @ d2)  # (D, M) @ (M, H) -> (D, H)
-        if "b" in self.params:
+        if "b" in self._params:
             self._accumulate("b", d2.sum(axis=0))
-        dx = d2 @ self.params["W"].T  # (M, H) @ (H, D) -> (M, D)
+        dx = d2 @ self._params["W"].astype(d2.dtype, copy=False).T  # (M, H) @ (H, D) -> (M, D)
         return dx.reshape(x.shape)  # (N, ..., D)
 
     def __repr__(self) -> str:
-        return f"Linear({self.in_features}, {self.out_features}, bias={'b' in self.params})"
+        return f"Linear({self.in_features}, {self.out_features}, bias={'b' in self._params})"
 
 
 # ---------------------------------------------------------------------------
@@ -200,18 +214,19 @@ class Dropout(Module):
     Dividing by ``1 - p`` during training keeps ``E[y] = x``, so evaluation
     is the identity (it returns ``x`` itself, no copy, as PyTorch does).
     ``p`` lies in ``[0, 1)``. The mask is drawn from this layer's Generator
-    (``rng``) at every training forward, in ``x``'s dtype (so one seed gives
-    different masks for float32 and float64 input), and cached for ``backward``.
-    Shapes: ``x`` any shape -> same shape and dtype. No parameters. Give
-    each Dropout layer its own seed or Generator (two layers left at the
-    default ``rng=0`` draw identical masks); :func:`dlbook.models.mlp` does.
+    (``rng``, a seed or a Generator, required) at every training forward, in
+    ``x``'s dtype (so one seed gives different masks for float32 and float64
+    input), and saved for the matching ``backward``. Shapes: ``x`` any shape
+    -> same shape and dtype. No parameters. Give each Dropout layer its own
+    seed or Generator (two layers with the same seed draw identical masks);
+    :func:`dlbook.models.mlp` does.
 
     Srivastava et al. (2014), *Dropout: A Simple Way to Prevent Neural
     Networks from Overfitting* (the paper scales the weights by ``1 - p`` at
     test time instead; the inverted form is equivalent). Chapter 3.
     """
 
-    def __init__(self, p: float = 0.5, rng: np.random.Generator | int = 0) -> None:
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)):
             raise TypeError(f"p must be a number in [0, 1), got {type(p).__name__}")
@@ -219,25 +234,21 @@ class Dropout(Module):
             raise ValueError(f"Dropout probability p must lie in [0, 1), got {p!r}")
         self.p = float(p)
         self.rng = as_generator(rng)
-        self._mask: np.ndarray | None = None  # m / (1 - p), or None for the identity
-        self._shape: tuple | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x, "x")
-        self._shape = x.shape
         if not self.training or self.p == 0.0:
-            self._mask = None
+            self._save(x.shape, None)  # no mask: the identity
             return x
         mask = np.greater_equal(self.rng.random(x.shape, dtype=x.dtype), self.p).astype(x.dtype)
-        mask *= 1.0 / (1.0 - self.p)  # Python float: float32 stays float32
-        self._mask = mask
+        mask *= 1.0 / (1.0 - self.p)  # m / (1 - p); a Python float: float32 stays float32
+        self._save(x.shape, mask)
         return x * mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._shape is None:
-            raise RuntimeError("Dropout.backward called before forward")
-        dout = _check_dout(dout, self._shape, "Dropout")
-        return dout if self._mask is None else dout * self._mask
+        shape, mask = self._saved()
+        dout = check_dout(dout, shape, "Dropout")
+        return dout if mask is None else dout * mask
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p:g})"
@@ -246,6 +257,25 @@ class Dropout(Module):
 # ---------------------------------------------------------------------------
 # Normalisation
 # ---------------------------------------------------------------------------
+class _BatchStats(NamedTuple):
+    """What a training forward of BatchNorm keeps for its backward."""
+
+    xhat: np.ndarray  # (N, D) or (N, D, L): the input standardised by the batch statistics
+    inv_std: np.ndarray  # (1, D) or (1, D, 1): 1 / sqrt(batch variance + eps)
+    count: int  # M, the values per feature
+    axes: tuple  # the axes the statistics run over: (0,) or (0, 2)
+
+
+class _RunningStats(NamedTuple):
+    """What an evaluation forward of BatchNorm keeps for its backward."""
+
+    x: np.ndarray  # (N, D) or (N, D, L): the input
+    mean: np.ndarray  # (1, D) or (1, D, 1): the running mean (a copy, in x's dtype)
+    inv_std: np.ndarray  # (1, D) or (1, D, 1): 1 / sqrt(running variance + eps)
+    scale: np.ndarray  # (1, D) or (1, D, 1): dy/dx = gamma * inv_std (inv_std without affine)
+    axes: tuple  # (0,) or (0, 2)
+
+
 class BatchNorm1d(Module):
     """Batch normalisation: standardise each feature over the batch, then scale and shift.
 
@@ -273,14 +303,18 @@ class BatchNorm1d(Module):
 
     where the two means are ``dbeta / M`` and ``dgamma / M``, so they cost
     nothing extra; in evaluation ``dx = delta * gamma / sqrt(running_var + eps)``.
+    The backward pass follows the mode of its own forward pass (each forward
+    saves the statistics it used), even if ``train``/``eval`` was switched in
+    between.
 
     Shapes: ``x (N, D)`` (statistics over ``N``, ``M = N``) or ``x (N, D, L)``
     (over ``N`` and ``L``, ``M = N L``, as PyTorch's ``BatchNorm1d``) -> same
     shape and dtype. ``params``: ``"gamma"``, ``"beta"`` of shape ``(D,)``
     (none when ``affine=False``). The running statistics are *buffers*, not
-    parameters (optimisers must not touch them): ``buffers["running_mean"]``
-    and ``buffers["running_var"]`` (also ``running_mean``/``running_var``),
-    updated in place. Training needs ``M > 1``.
+    parameters (optimisers must not touch them, ``state_dict`` saves them):
+    ``buffers["running_mean"]`` and ``buffers["running_var"]`` (also the
+    attributes ``running_mean``/``running_var``), updated in place. Training
+    needs ``M > 1``.
 
     Ioffe & Szegedy (2015), *Batch Normalization: Accelerating Deep Network
     Training by Reducing Internal Covariate Shift*. Chapter 3.
@@ -303,23 +337,21 @@ class BatchNorm1d(Module):
             raise ValueError(f"momentum must lie in [0, 1], got {momentum!r}")
         self.momentum = float(momentum)
         self.affine = bool(affine)
-        dt = _float_dtype(dtype)
+        dt = check_dtype(dtype)
         if self.affine:
             self.params = {"gamma": np.ones(num_features, dtype=dt), "beta": np.zeros(num_features, dtype=dt)}
         self.buffers = {
             "running_mean": np.zeros(num_features, dtype=dt),
             "running_var": np.ones(num_features, dtype=dt),
         }
-        self.zero_grad()
-        self._cache: tuple | None = None
 
     @property
     def running_mean(self) -> np.ndarray:
-        return self.buffers["running_mean"]
+        return self._buffers["running_mean"]
 
     @property
     def running_var(self) -> np.ndarray:
-        return self.buffers["running_var"]
+        return self._buffers["running_var"]
 
     def _check(self, x) -> np.ndarray:
         x = check_float_array(x, "x")
@@ -332,85 +364,114 @@ class BatchNorm1d(Module):
         return x
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self._normalise(self._check(x))
-
-    def _normalise(self, x: np.ndarray) -> np.ndarray:
-        """The forward pass on a checked ``(N, D)`` or ``(N, D, L)`` array."""
-        axes = (0,) if x.ndim == 2 else (0, 2)
-        bshape = (1, self.num_features) + (1,) * (x.ndim - 2)  # (1, D) or (1, D, 1)
-        count = x.size // self.num_features  # M: values per feature
-        dt = x.dtype
-        if self.affine:
-            gamma = self.params["gamma"].astype(dt, copy=False).reshape(bshape)
-            beta = self.params["beta"].astype(dt, copy=False).reshape(bshape)
-        if self.training:
-            if count < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs more than one value per feature in training, "
-                    f"got x of shape {x.shape}; use a larger batch or call .eval()"
-                )
-            inv_count = 1.0 / count
-            mu = (_feature_sums(x, axes) * inv_count).reshape(bshape)  # (1, D[, 1])
-            xc = x - mu
-            xhat = np.multiply(xc, xc)
-            var = (_feature_sums(xhat, axes) * inv_count).reshape(bshape)  # biased batch variance
-            inv_std = 1.0 / np.sqrt(var + self.eps)
-            np.multiply(xc, inv_std, out=xhat)  # x_hat, cached for backward
-            m = self.momentum
-            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-            rm *= 1.0 - m
-            rm += m * mu.reshape(-1)
-            rv *= 1.0 - m
-            rv += (m * count / (count - 1)) * var.reshape(-1)  # unbiased variance
-            self._cache = ("train", xhat, inv_std, count, axes, bshape)
-            if not self.affine:
-                return xhat.copy()
-            y = np.multiply(xhat, gamma, out=xc)  # reuse the centred buffer for y
-            y += beta
-            return y
-        # evaluation: a fixed per-feature affine map y = x * scale + shift
-        rm = self.buffers["running_mean"].astype(dt).reshape(bshape)
-        inv_std = 1.0 / np.sqrt(self.buffers["running_var"].astype(dt).reshape(bshape) + self.eps)
-        scale = gamma * inv_std if self.affine else inv_std
-        shift = -rm * scale
-        if self.affine:
-            shift += beta
-        self._cache = ("eval", x, rm, inv_std, scale, axes)
-        y = x * scale
-        y += shift
+        y, cache = self._normalise(self._check(x))
+        self._save(cache)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("BatchNorm1d.backward called before forward")
-        if self._cache[0] == "train":
-            _, xhat, inv_std, count, axes, bshape = self._cache
-            dout = _check_dout(dout, xhat.shape, "BatchNorm1d")
-            prod = np.multiply(dout, xhat)
-            dgamma = _feature_sums(prod, axes)  # (D,)
-            dbeta = _feature_sums(dout, axes)  # (D,)
-            if self.affine:
-                self._accumulate("gamma", dgamma)
-                self._accumulate("beta", dbeta)
-                scale = self.params["gamma"].astype(xhat.dtype, copy=False).reshape(bshape) * inv_std
-            else:
-                scale = inv_std
-            # dx = gamma / std * (dout - mean(dout) - x_hat * mean(dout * x_hat)); prod becomes dx
-            inv_count = 1.0 / count
-            np.multiply(xhat, (dgamma * inv_count).reshape(bshape), out=prod)
-            np.subtract(dout, prod, out=prod)
-            prod -= (dbeta * inv_count).reshape(bshape)
-            prod *= scale
-            return prod
-        _, x, rm, inv_std, scale, axes = self._cache
-        dout = _check_dout(dout, x.shape, "BatchNorm1d")
+        (cache,) = self._saved()
+        return self._backward(cache, check_dout(dout, cache[0].shape, "BatchNorm1d"))
+
+    # -- the two modes, on checked (N, D) or (N, D, L) arrays ------------------
+    def _normalise(self, x: np.ndarray) -> tuple[np.ndarray, _BatchStats | _RunningStats]:
+        """``(y, what backward needs)`` in the current mode."""
+        return self._forward_train(x) if self.training else self._forward_eval(x)
+
+    def _backward(self, cache: _BatchStats | _RunningStats, dout: np.ndarray) -> np.ndarray:
+        """``dx`` for a checked ``dout``, in the mode of the forward pass that saved ``cache``."""
+        if isinstance(cache, _BatchStats):
+            return self._backward_train(cache, dout)
+        return self._backward_eval(cache, dout)
+
+    def _layout(self, x: np.ndarray) -> tuple[tuple, tuple]:
+        """The axes the statistics run over, and the broadcast shape ``(1, D)`` or ``(1, D, 1)``."""
+        axes = (0,) if x.ndim == 2 else (0, 2)
+        return axes, (1, self.num_features) + (1,) * (x.ndim - 2)
+
+    def _gamma_beta(self, dtype, bshape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        gamma = self._params["gamma"].astype(dtype, copy=False).reshape(bshape)
+        beta = self._params["beta"].astype(dtype, copy=False).reshape(bshape)
+        return gamma, beta
+
+    def _forward_train(self, x: np.ndarray) -> tuple[np.ndarray, _BatchStats]:
+        axes, bshape = self._layout(x)
+        count = x.size // self.num_features  # M: values per feature
+        if count < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs more than one value per feature in training, "
+                f"got x of shape {x.shape}; use a larger batch or call .eval()"
+            )
+        inv_count = 1.0 / count
+        mu = (_feature_sums(x, axes) * inv_count).reshape(bshape)  # (1, D[, 1]): batch mean
+        xc = x - mu  # centred input
+        sq = np.multiply(xc, xc)  # squared deviations
+        var = (_feature_sums(sq, axes) * inv_count).reshape(bshape)  # biased batch variance
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        xhat = np.multiply(xc, inv_std, out=sq)  # the standardised input, in sq's memory (sq is done)
+        self._update_running(mu, var, count)
+        cache = _BatchStats(xhat, inv_std, count, axes)
+        if not self.affine:
+            return xhat.copy(), cache  # a copy: the caller may modify y, backward needs xhat
+        gamma, beta = self._gamma_beta(x.dtype, bshape)
+        y = np.multiply(xhat, gamma, out=xc)  # y in xc's memory (xc is done)
+        y += beta
+        return y, cache
+
+    def _update_running(self, mu: np.ndarray, var: np.ndarray, count: int) -> None:
+        """Move the running statistics towards the batch's, with the unbiased variance."""
+        m = self.momentum
+        running_mean, running_var = self._buffers["running_mean"], self._buffers["running_var"]
+        running_mean *= 1.0 - m
+        running_mean += m * mu.reshape(-1)
+        running_var *= 1.0 - m
+        running_var += (m * count / (count - 1)) * var.reshape(-1)  # M / (M - 1): unbiased
+
+    def _forward_eval(self, x: np.ndarray) -> tuple[np.ndarray, _RunningStats]:
+        """A fixed per-feature affine map ``y = x * scale + shift``."""
+        axes, bshape = self._layout(x)
+        dt = x.dtype
+        mean = self._buffers["running_mean"].astype(dt).reshape(bshape)  # a copy
+        inv_std = 1.0 / np.sqrt(self._buffers["running_var"].astype(dt).reshape(bshape) + self.eps)
         if self.affine:
-            xhat = x - rm
-            xhat *= inv_std
-            xhat *= dout
-            self._accumulate("gamma", _feature_sums(xhat, axes))
-            self._accumulate("beta", _feature_sums(dout, axes))
-        return dout * scale
+            gamma, beta = self._gamma_beta(dt, bshape)
+            scale = gamma * inv_std
+        else:
+            scale = inv_std
+        shift = -mean * scale
+        if self.affine:
+            shift += beta
+        y = x * scale
+        y += shift
+        return y, _RunningStats(x, mean, inv_std, scale, axes)
+
+    def _backward_train(self, c: _BatchStats, dout: np.ndarray) -> np.ndarray:
+        bshape = c.inv_std.shape
+        dout_xhat = np.multiply(dout, c.xhat)  # delta * x_hat
+        dgamma = _feature_sums(dout_xhat, c.axes)  # (D,)
+        dbeta = _feature_sums(dout, c.axes)  # (D,)
+        if self.affine:
+            self._accumulate("gamma", dgamma)
+            self._accumulate("beta", dbeta)
+            scale = self._params["gamma"].astype(c.xhat.dtype, copy=False).reshape(bshape) * c.inv_std
+        else:
+            scale = c.inv_std
+        # dx = gamma / std * (delta - mean(delta) - x_hat * mean(delta * x_hat)),
+        # with mean(delta) = dbeta / M and mean(delta * x_hat) = dgamma / M
+        inv_count = 1.0 / c.count
+        dx = np.multiply(c.xhat, (dgamma * inv_count).reshape(bshape), out=dout_xhat)  # dout_xhat is summed
+        np.subtract(dout, dx, out=dx)
+        dx -= (dbeta * inv_count).reshape(bshape)
+        dx *= scale
+        return dx
+
+    def _backward_eval(self, c: _RunningStats, dout: np.ndarray) -> np.ndarray:
+        if self.affine:
+            xhat = c.x - c.mean
+            xhat *= c.inv_std  # x standardised by the running statistics
+            dout_xhat = np.multiply(xhat, dout, out=xhat)  # delta * x_hat, in xhat's memory
+            self._accumulate("gamma", _feature_sums(dout_xhat, c.axes))
+            self._accumulate("beta", _feature_sums(dout, c.axes))
+        return dout * c.scale
 
     def __repr__(self) -> str:
         return (
@@ -448,16 +509,16 @@ class BatchNorm2d(BatchNorm1d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._check(x)
-        self._shape4 = x.shape
         n, c, h, w = x.shape
-        return self._normalise(x.reshape(n, c, h * w)).reshape(x.shape)  # via (N, C, H W)
+        y, cache = self._normalise(x.reshape(n, c, h * w))  # via (N, C, H W)
+        self._save(cache, x.shape)
+        return y.reshape(x.shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("BatchNorm2d.backward called before forward")
-        dout = _check_dout(dout, self._shape4, "BatchNorm2d")
-        n, c, h, w = self._shape4
-        return super().backward(dout.reshape(n, c, h * w)).reshape(self._shape4)  # via (N, C, H W)
+        cache, shape = self._saved()
+        dout = check_dout(dout, shape, "BatchNorm2d")
+        n, c, h, w = shape
+        return self._backward(cache, dout.reshape(n, c, h * w)).reshape(shape)  # via (N, C, H W)
 
     def __repr__(self) -> str:
         return super().__repr__().replace("BatchNorm1d", "BatchNorm2d", 1)
@@ -507,12 +568,10 @@ class LayerNorm(Module):
         self.normalized_shape = check_positive_int(normalized_shape, "normalized_shape")
         self.eps = _positive_float(eps, "eps")
         self.elementwise_affine = bool(elementwise_affine)
-        dt = _float_dtype(dtype)
+        dt = check_dtype(dtype)
         d = self.normalized_shape
         if self.elementwise_affine:
             self.params = {"gamma": np.ones(d, dtype=dt), "beta": np.zeros(d, dtype=dt)}
-        self.zero_grad()
-        self._cache: tuple | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x, "x")
@@ -522,43 +581,41 @@ class LayerNorm(Module):
         x2 = x.reshape(-1, d)  # (M, D): every leading position is a row
         # row means as matrix-vector products (BLAS), several times faster than .mean(axis=1)
         avg = np.full(d, 1.0 / d, dtype=x.dtype)
-        mu = x2 @ avg  # (M,)
-        xc = x2 - mu[:, None]
-        xhat = np.multiply(xc, xc)
-        var = xhat @ avg  # (M,), biased
+        mu = x2 @ avg  # (M,): row means
+        xc = x2 - mu[:, None]  # centred rows
+        sq = np.multiply(xc, xc)  # squared deviations
+        var = sq @ avg  # (M,): biased row variances
         inv_std = (1.0 / np.sqrt(var + self.eps))[:, None]  # (M, 1)
-        np.multiply(xc, inv_std, out=xhat)
-        self._cache = (x.shape, xhat, inv_std)
+        xhat = np.multiply(xc, inv_std, out=sq)  # the standardised rows, in sq's memory (sq is done)
+        self._save(x.shape, xhat, inv_std)
         if not self.elementwise_affine:
-            return xhat.reshape(x.shape).copy()
-        y = np.multiply(xhat, self.params["gamma"].astype(x.dtype, copy=False), out=xc)
-        y += self.params["beta"].astype(x.dtype, copy=False)
+            return xhat.reshape(x.shape).copy()  # a copy: the caller may modify y, backward needs xhat
+        y = np.multiply(xhat, self._params["gamma"].astype(x.dtype, copy=False), out=xc)  # in xc's memory
+        y += self._params["beta"].astype(x.dtype, copy=False)
         return y.reshape(x.shape)  # (..., D)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError("LayerNorm.backward called before forward")
-        shape, xhat, inv_std = self._cache
+        shape, xhat, inv_std = self._saved()
         d = self.normalized_shape
-        d2 = _check_dout(dout, shape, "LayerNorm").reshape(-1, d)  # (M, D)
-        prod = np.multiply(d2, xhat)  # delta * x_hat
+        d2 = check_dout(dout, shape, "LayerNorm").reshape(-1, d)  # (M, D): delta
+        dout_xhat = np.multiply(d2, xhat)  # delta * x_hat
         if self.elementwise_affine:
-            gamma = self.params["gamma"].astype(xhat.dtype, copy=False)
+            gamma = self._params["gamma"].astype(xhat.dtype, copy=False)
             ones = np.ones(len(d2), dtype=xhat.dtype)
-            self._accumulate("gamma", ones @ prod)  # column sums over the M rows
+            self._accumulate("gamma", ones @ dout_xhat)  # column sums over the M rows
             self._accumulate("beta", ones @ d2)
             gamma_avg = gamma * (1.0 / d)
             mean_g = (d2 @ gamma_avg)[:, None]  # (M, 1): mean of g = delta * gamma
-            mean_gx = (prod @ gamma_avg)[:, None]  # (M, 1): mean of g * x_hat
-            dx = np.multiply(d2, gamma)
+            mean_gx = (dout_xhat @ gamma_avg)[:, None]  # (M, 1): mean of g * x_hat
+            dx = np.multiply(d2, gamma)  # g
         else:
             avg = np.full(d, 1.0 / d, dtype=xhat.dtype)
             mean_g = (d2 @ avg)[:, None]
-            mean_gx = (prod @ avg)[:, None]
-            dx = d2.copy()
+            mean_gx = (dout_xhat @ avg)[:, None]
+            dx = d2.copy()  # g = delta
+        # dx = (g - mean(g) - x_hat * mean(g * x_hat)) / std
         dx -= mean_g
-        np.multiply(xhat, mean_gx, out=prod)
-        dx -= prod
+        dx -= np.multiply(xhat, mean_gx, out=dout_xhat)  # x_hat * mean(g * x_hat), in dout_xhat's memory
         dx *= inv_std
         return dx.reshape(shape)  # (..., D)
 
@@ -581,19 +638,14 @@ class Identity(Module):
     a skip connection's shortcut). Shapes: any -> same. Chapter 3.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._shape: tuple | None = None
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x, "x")
-        self._shape = x.shape
+        self._save(x.shape)
         return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._shape is None:
-            raise RuntimeError("Identity.backward called before forward")
-        return _check_dout(dout, self._shape, "Identity")
+        (shape,) = self._saved()
+        return check_dout(dout, shape, "Identity")
 
 
 class Flatten(Module):
@@ -607,20 +659,14 @@ class Flatten(Module):
     classifier head).
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._shape: tuple | None = None
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_float_array(x, "x")
         if x.ndim < 2:
             raise ValueError(f"Flatten expects x of shape (N, ...) with at least 2-D, got shape {x.shape}")
-        self._shape = x.shape
+        self._save(x.shape)
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (N, d_1 * ... * d_k)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._shape is None:
-            raise RuntimeError("Flatten.backward called before forward")
-        n = self._shape[0]
-        dout = _check_dout(dout, (n, math.prod(self._shape[1:])), "Flatten")
-        return dout.reshape(self._shape)  # (N, d_1, ..., d_k)
+        (shape,) = self._saved()
+        dout = check_dout(dout, (shape[0], math.prod(shape[1:])), "Flatten")
+        return dout.reshape(shape)  # (N, d_1, ..., d_k)

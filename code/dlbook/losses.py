@@ -7,6 +7,10 @@ log-sum-exp and softplus identities, so it stays finite where
 is a Python ``float`` (accumulated in float64); the gradient has the logits'
 shape and dtype and is that of the *mean* loss, ready for ``model.backward``.
 
+``softmax`` and ``log_softmax`` live in :mod:`dlbook.numerics` (the one home
+of the stable functions) and are re-exported here, where chapter 3 calls
+them; ``binary_cross_entropy`` uses its softplus and sigmoid.
+
 References
 ----------
 - Szegedy, Vanhoucke, Ioffe, Shlens & Wojna (2016). Rethinking the Inception
@@ -20,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core import check_float_array
+from .numerics import _sigmoid_from_parts, _softplus_parts, log_softmax, softmax
 
 __all__ = [
     "mse",
@@ -44,29 +49,6 @@ def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         raise ValueError(f"pred and target shapes differ: {pred.shape} vs {target.shape}")
     diff = pred - target
     return float(np.mean(diff * diff)), (2.0 / diff.size) * diff
-
-
-def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Logarithm of the softmax along ``axis``, with the maximum subtracted first so nothing overflows.
-
-    .. math:: \\log\\operatorname{softmax}(z)_k = (z_k - m) - \\log\\textstyle\\sum_j e^{z_j - m},
-              \\quad m = \\max_j z_j
-
-    Shapes: any -> same shape and dtype. Chapter 3.
-    """
-    z = check_float_array(z, "z")
-    shifted = z - z.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``exp(z) / sum(exp(z))`` along ``axis``, computed stably.
-
-    .. math:: \\operatorname{softmax}(z)_k = \\frac{e^{z_k - m}}{\\sum_j e^{z_j - m}}
-
-    Shapes: any -> same shape and dtype. Chapter 3.
-    """
-    return np.exp(log_softmax(z, axis))
 
 
 def _check_logits(logits) -> np.ndarray:
@@ -118,7 +100,9 @@ def softmax_cross_entropy(
 
     where ``S`` is the set of positions whose label is not ``ignore_index``
     (all positions when it is ``None``). Computed from ``log p = z - m -
-    log sum exp(z - m)``, so logits of any size stay finite.
+    log sum exp(z - m)`` (:func:`dlbook.numerics.log_softmax`, fused here with
+    the loss so each exponential is computed once), so logits of any size
+    stay finite.
 
     Shapes: ``logits (N, K)`` or ``(N, ..., K)`` (e.g. ``(N, T, K)`` for
     sequences), ``y`` integers of shape ``(N, ...)`` with values in
@@ -159,22 +143,24 @@ def softmax_cross_entropy(
     shifted = z - z.max(axis=1, keepdims=True)  # z - m, every entry <= 0
     picked = shifted[rows, y]  # (M,)
     row_sum = shifted.sum(axis=1) if eps > 0.0 else None
-    probs = np.exp(shifted, out=shifted)  # reuse the buffer
-    total = probs.sum(axis=1)  # (M,), in [1, K]
-    log_total = np.log(total)
-    nll = log_total - picked  # -log p_y
-    if eps > 0.0:
-        # -sum_k (eps/K) log p_k = eps * (log_total - row_sum / K)
-        per_row = (1.0 - eps) * nll + eps * (log_total - row_sum * (1.0 / k))
-    else:
-        per_row = nll
-    loss = float(per_row.sum(dtype=np.float64)) / n
+    # e^{-2e4} = 0 and a gradient of 1e-310 are the right answers: underflow is no error here
+    with np.errstate(under="ignore"):
+        probs = np.exp(shifted, out=shifted)  # reuse the buffer
+        total = probs.sum(axis=1)  # (M,), in [1, K]
+        log_total = np.log(total)
+        nll = log_total - picked  # -log p_y
+        if eps > 0.0:
+            # -sum_k (eps/K) log p_k = eps * (log_total - row_sum / K)
+            per_row = (1.0 - eps) * nll + eps * (log_total - row_sum * (1.0 / k))
+        else:
+            per_row = nll
+        loss = float(per_row.sum(dtype=np.float64)) / n
 
-    probs /= total[:, None]  # softmax
-    probs[rows, y] -= 1.0 - eps
-    if eps > 0.0:
-        probs -= eps / k
-    probs *= 1.0 / n
+        probs /= total[:, None]  # softmax
+        probs[rows, y] -= 1.0 - eps
+        if eps > 0.0:
+            probs -= eps / k
+        probs *= 1.0 / n
     if keep is None:
         return loss, probs.reshape(logits.shape)
     dlogits = np.zeros((keep.size, k), dtype=logits.dtype)
@@ -213,7 +199,8 @@ def binary_cross_entropy(
     .. math:: L = \\frac{1}{M}\\sum_i w\\, t_i\\, s(-z_i) + (1 - t_i)\\, s(z_i), \\quad
               \\frac{\\partial L}{\\partial z_i} = \\frac{\\sigma(z_i)(1 - t_i + w t_i) - w t_i}{M}
 
-    ``softplus(z) = max(z, 0) + log(1 + e^{-|z|})`` never overflows. Shapes:
+    ``softplus(z) = max(z, 0) + log(1 + e^{-|z|})`` never overflows
+    (:mod:`dlbook.numerics`; sigma comes from the same exponential). Shapes:
     ``logits`` and targets ``y`` the same shape (``M`` elements);
     ``pos_weight`` a number or an array broadcastable to it (e.g. one weight
     per class on the last axis). Equals PyTorch's
@@ -223,13 +210,8 @@ def binary_cross_entropy(
     t = np.asarray(y, dtype=logits.dtype)
     if t.shape != logits.shape:
         raise ValueError(f"targets must have the logits' shape {logits.shape}, got {t.shape}")
-    e = np.exp(-np.abs(logits))
-    sp = np.maximum(logits, 0.0) + np.log1p(e)  # softplus(z)
-    sig = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    if pos_weight is None:
-        loss = sp - t * logits
-        grad = sig - t
-    else:
+    w = None
+    if pos_weight is not None:
         w = np.asarray(pos_weight)
         if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
             raise TypeError(f"pos_weight must be a number or a float array, got dtype {w.dtype}")
@@ -240,9 +222,16 @@ def binary_cross_entropy(
             raise ValueError(
                 f"pos_weight of shape {np.shape(w)} does not broadcast to the logits' shape {logits.shape}"
             ) from None
-        wt = t * w
-        loss = sp * (1.0 - t + wt) - wt * logits
-        grad = sig * (1.0 - t + wt) - wt
-    if logits.size == 0:
-        return 0.0, grad
-    return float(loss.sum(dtype=np.float64)) / logits.size, grad * (1.0 / logits.size)
+    with np.errstate(under="ignore"):  # tiny terms round to 0: no error (see softmax_cross_entropy)
+        sp, e, r = _softplus_parts(logits)  # softplus(z), exp(-|z|), ...
+        sig = _sigmoid_from_parts(logits, e, r)  # ... and sigma(z) from the same exponential
+        if w is None:
+            loss = sp - t * logits
+            grad = sig - t
+        else:
+            wt = t * w
+            loss = sp * (1.0 - t + wt) - wt * logits
+            grad = sig * (1.0 - t + wt) - wt
+        if logits.size == 0:
+            return 0.0, grad
+        return float(loss.sum(dtype=np.float64)) / logits.size, grad * (1.0 / logits.size)

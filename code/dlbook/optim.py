@@ -646,7 +646,9 @@ class LinearWarmup(LRScheduler):
         return lr
 
 
-def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0) -> LinearWarmup:
+def warmup_cosine(
+    optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0
+) -> LinearWarmup:
     """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``.
 
     .. math:: \\eta_t = \\begin{cases} \\eta_0 (t + 1) / W & t < W \\\\

@@ -284,7 +284,7 @@ def train_step(
               \\nabla_\\theta L = \\text{backward}(\\delta), \\quad
               \\theta \\leftarrow \\text{optimizer.step}()
 
-    In order: ``optimizer.zero_grad()``, ``output = model(*inputs)``,
+    In order: ``model.clear_tape()``, ``optimizer.zero_grad()``, ``output = model(*inputs)``,
     ``loss, dout = loss_fn(output, target)``, ``model.backward(dout)``,
     ``clip_grad_norm(model, clip_norm)`` when given, ``optimizer.step()``.
     Overflow or an invalid value anywhere in the step, a non-finite loss or a
@@ -302,6 +302,7 @@ def train_step(
     try:
         # overflow or an invalid value anywhere in the step is an error, not a warning
         with np.errstate(over="raise", invalid="raise", divide="raise"):
+            model.clear_tape()  # drop what forward-only calls left behind
             optimizer.zero_grad()
             output = model.forward(*inputs)
             loss, dout = loss_fn(output, target)
@@ -324,7 +325,10 @@ def train_step(
         raise TrainingDiverged(
             f"training diverged at step {step}: {problem}. Lower the learning rate "
             f"(now lr={lr:g}) or clip gradients ({clip_hint}).",
-            step=step, epoch=None, batch=None, lr=lr,
+            step=step,
+            epoch=None,
+            batch=None,
+            lr=lr,
         ) from cause
     return StepResult(loss, norm, output)
 
@@ -464,19 +468,20 @@ def fit(
             if correct is not None and counted:
                 history.epoch_accuracy.append(correct / counted)
             if val_data is not None:
+                problem, cause = None, None
                 try:
                     with np.errstate(over="raise", invalid="raise", divide="raise"):
                         v_loss, v_acc = evaluate(model, loss_fn, val_data, batch_size=batch_size)
+                    if not math.isfinite(v_loss):
+                        problem = f"the validation loss after the epoch is {v_loss}"
                 except (FloatingPointError, RuntimeWarning) as err:
-                    raise located(
-                        TrainingDiverged(f"training diverged at step {optimizer.steps}: validation after the epoch failed ({err})",
-                                         optimizer.steps, None, None, lr), epoch, b
-                    ) from err
-                if not math.isfinite(v_loss):
-                    raise located(
-                        TrainingDiverged(f"training diverged at step {optimizer.steps}: the validation loss after the epoch is "
-                                         f"{v_loss}", optimizer.steps, None, None, lr), epoch, b
-                    )
+                    problem, cause = f"validation after the epoch failed ({err})", err
+                if problem is not None:
+                    err = TrainingDiverged(
+                        f"training diverged at step {optimizer.steps}: {problem}",
+                        optimizer.steps, None, None, lr,
+                    )  # fmt: skip
+                    raise located(err, epoch, b) from cause
                 history.val_loss.append(v_loss)
                 if v_acc is not None:
                     history.val_accuracy.append(v_acc)
