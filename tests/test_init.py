@@ -200,3 +200,12 @@ def test_linear_and_conv2d_draw_the_weights_the_chapters_quote(method):
         var = {"lecun": 1 / fan_in, "xavier": 2 / (fan_in + fan_out), "he": 2 / fan_in}[method]
         old = gen.standard_normal((4, 3, 3, 3)) * np.sqrt(var)
     np.testing.assert_array_equal(conv, old)
+
+
+@pytest.mark.parametrize("method,var", [("lecun", 1 / 400), ("xavier", 2 / 500), ("he", 2 / 400),
+                                        ("uniform", 1 / (3 * 400))])
+def test_init_variances(method, var):
+    w = dl.layers.init_weight(400, 100, np.random.default_rng(0), method)
+    assert w.shape == (400, 100)
+    assert w.var() == pytest.approx(var, rel=0.03)
+    assert abs(w.mean()) < 0.01 * np.sqrt(var) * 10

@@ -697,3 +697,28 @@ def test_mlp_bad_options():
         dl.models.mlp([2, 3, 1], dropout="0.1", rng=0)
     assert len(dl.models.mlp([2, 3, 1], dropout=0.5, rng=0)) == 4  # Linear, act, Dropout, Linear
     assert len(dl.models.mlp([2, 1], dropout=0.5, norm="batch", rng=0)) == 1  # no hidden layer
+
+
+# -- Linear basics (moved here from test_core.py) -----------------------------
+
+def test_linear_bad_input():
+    layer = dl.layers.Linear(3, 2, rng=0)
+    with pytest.raises(ValueError, match="expected 3 input features"):
+        layer(np.ones((2, 4)))
+    with pytest.raises(TypeError, match="dtype float32 or float64"):
+        layer(np.ones((2, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="2-D"):
+        layer(np.ones(3))
+    with pytest.raises(ValueError, match="positive integer"):
+        dl.layers.Linear(0, 2, rng=0)
+    with pytest.raises(ValueError, match="seed"):
+        dl.layers.Linear(2, 2, rng=None)
+    with pytest.raises(ValueError, match="unknown init"):
+        dl.layers.Linear(2, 2, rng=0, init="orthogonal")
+
+
+def test_linear_keeps_float32():
+    layer = dl.layers.Linear(3, 2, rng=0, dtype=np.float32)
+    y = layer(np.ones((2, 3), dtype=np.float32))
+    assert y.dtype == np.float32
+    assert layer.backward(np.ones_like(y)).dtype == np.float32

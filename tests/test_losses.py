@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dlbook as dl
 from dlbook import losses
 from dlbook.core import numerical_gradient
 
@@ -271,3 +272,75 @@ def test_binary_cross_entropy_is_softplus_minus_t_z(dtype):
     assert dz.dtype == dtype
     rtol = 1e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(dz, (numerics.sigmoid(z64) - t64) / z.size, rtol=rtol)
+
+
+# -- basics (moved here from test_core.py) ------------------------------------
+
+def test_softmax_cross_entropy_value_and_gradient():
+    gen = np.random.default_rng(0)
+    z = gen.standard_normal((6, 4))
+    y = gen.integers(0, 4, 6)
+    loss, dz = dl.losses.softmax_cross_entropy(z, y)
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(6), y])), rel=1e-12)
+    num = numerical_gradient(lambda: dl.losses.softmax_cross_entropy(z, y)[0], z)
+    np.testing.assert_allclose(dz, num, rtol=1e-6, atol=1e-9)
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    z = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]])
+    loss, dz = dl.losses.softmax_cross_entropy(z, np.array([2, 1]))
+    assert np.isfinite(loss) and loss == pytest.approx(1e4, rel=1e-12)
+    assert np.all(np.isfinite(dz))
+
+
+def test_binary_cross_entropy_value_gradient_and_stability():
+    gen = np.random.default_rng(1)
+    z = gen.standard_normal(7) * 3
+    t = (gen.random(7) > 0.5).astype(float)
+    loss, dz = dl.losses.binary_cross_entropy(z, t)
+    s = 1 / (1 + np.exp(-z))
+    assert loss == pytest.approx(-np.mean(t * np.log(s) + (1 - t) * np.log(1 - s)), rel=1e-12)
+    np.testing.assert_allclose(dz, numerical_gradient(lambda: dl.losses.binary_cross_entropy(z, t)[0], z),
+                               rtol=1e-6, atol=1e-10)
+    big, dbig = dl.losses.binary_cross_entropy(np.array([1e4, -1e4]), np.array([0.0, 1.0]))
+    assert big == pytest.approx(1e4) and np.all(np.isfinite(dbig))
+
+
+def test_mse_gradient():
+    p, t = np.random.default_rng(2).standard_normal((2, 3, 4))
+    loss, dp = dl.losses.mse(p, t)
+    assert loss == pytest.approx(np.mean((p - t) ** 2))
+    np.testing.assert_allclose(dp, numerical_gradient(lambda: dl.losses.mse(p, t)[0], p), rtol=1e-6)
+
+
+def test_loss_bad_input():
+    z = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\]"):
+        dl.losses.softmax_cross_entropy(z, np.array([0, 1, 4]))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        dl.losses.softmax_cross_entropy(z, np.array([0, 1]))
+    with pytest.raises(TypeError, match="integers"):
+        dl.losses.softmax_cross_entropy(z, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match="shapes differ"):
+        dl.losses.mse(np.zeros(3), np.zeros(4))
+
+
+def test_losses_against_torch():
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: reference comparison skipped")
+    gen = np.random.default_rng(3)
+    z = gen.standard_normal((8, 5))
+    y = gen.integers(0, 5, 8)
+    zt = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(zt, torch.tensor(y))
+    ref.backward()
+    loss, dz = dl.losses.softmax_cross_entropy(z, y)
+    assert loss == pytest.approx(ref.item(), abs=1e-12)
+    np.testing.assert_allclose(dz, zt.grad.numpy(), atol=1e-12)
+    t = (gen.random((8, 5)) > 0.5).astype(float)
+    zt.grad = None
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(zt, torch.tensor(t))
+    ref.backward()
+    loss, dz = dl.losses.binary_cross_entropy(z, t)
+    assert loss == pytest.approx(ref.item(), abs=1e-12)
+    np.testing.assert_allclose(dz, zt.grad.numpy(), atol=1e-12)
