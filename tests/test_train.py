@@ -343,3 +343,23 @@ def test_bad_inputs_raise_clear_errors():
         train.fit(net, softmax_cross_entropy, opt, X, y, **{**kw, "progress": "yes"})
     with pytest.raises(ValueError, match="schedule"):
         train.fit(net, softmax_cross_entropy, opt, X, y, scheduler=optim.StepLR(optim.SGD(net, 1.0), 2), **kw)
+
+
+def _train_one(seed):
+    X, y = dl.data.spirals(40, rng=0)
+    net = dl.models.mlp([2, 6, 3], rng=seed)
+    h = train.fit(net, softmax_cross_entropy, optim.SGD(net, 0.1), X, y, epochs=2, batch_size=20, rng=seed)
+    return net.state_dict(), h.loss
+
+
+def test_parallel_map_equals_the_serial_loop():
+    seeds = [0, 1, 2]
+    parallel = train.parallel_map(_train_one, seeds, processes=2)
+    serial = train.parallel_map(_train_one, seeds, processes=1)
+    assert [r[1] for r in parallel] == [r[1] for r in serial]
+    assert parallel[0][1] != parallel[1][1]  # different seeds, different runs
+    for (a, _), (b, _) in zip(parallel, serial, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    with pytest.raises(ValueError, match="processes"):
+        train.parallel_map(_train_one, seeds, processes=0)

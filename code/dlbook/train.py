@@ -35,7 +35,9 @@ References
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +48,16 @@ from .core import Module, as_generator, check_positive_int, inference_mode
 from .data import as_arrays, batches, num_batches
 from .optim import LRScheduler, Optimizer, clip_grad_norm
 
-__all__ = ["History", "TrainingDiverged", "EarlyStopping", "StepResult", "train_step", "fit", "evaluate"]
+__all__ = [
+    "History",
+    "TrainingDiverged",
+    "EarlyStopping",
+    "StepResult",
+    "train_step",
+    "fit",
+    "evaluate",
+    "parallel_map",
+]
 
 LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
@@ -501,3 +512,29 @@ def fit(
         if bar is not None:
             bar.close()
     return history
+
+
+def _quiet_worker() -> None:
+    os.environ["DLBOOK_STATIC"] = "1"  # no progress bars from worker processes
+
+
+def parallel_map(fn: Callable, items: Sequence, processes: int = 2) -> list:
+    """``[fn(item) for item in items]``, run on up to ``processes`` worker processes.
+
+    Independent training runs (several seeds, several depths) keep one core
+    busy each, so on the book's two-core machine two workers halve the wall
+    time. The workers are forked from the current process, so ``fn`` may be
+    a function defined in a notebook and sees the notebook's variables; what
+    it returns travels back by pickling, so return numbers, histories and
+    ``model.state_dict()``, not models. Results come back in the order of
+    ``items``. Where the platform cannot fork safely (anything but Linux) or
+    ``processes == 1``, the calls run one after another in this process, with
+    the same results. Workers show no progress bars. Chapter 5.
+    """
+    processes = check_positive_int(processes, "processes")
+    items = list(items)
+    if processes == 1 or len(items) < 2 or sys.platform != "linux":
+        return [fn(item) for item in items]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(min(processes, len(items)), initializer=_quiet_worker) as pool:
+        return pool.map(fn, items, chunksize=1)
