@@ -522,3 +522,38 @@ def test_bad_segments_and_arguments():
         R.breakpoints(net, np.zeros(3), np.ones(3), kind="function", tol=-1.0)
     with pytest.raises(ValueError, match="n must be"):
         R.count_pieces_sampled(net, np.zeros(3), np.ones(3), n=2)
+
+
+# -- hand-built networks of chapter 2 --------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_zigzag_net_has_3_to_the_k_pieces(k):
+    net = R.zigzag_net(k)
+    assert R.count_pieces(net, 0.0, 1.0, kind="function") == 3**k
+    assert net.num_parameters() == 6 + 12 * (k - 1) + 3  # (1, 3) + 3, then (3, 3) + 3 per layer, (3, 1)
+    x = np.linspace(0.0, 1.0, 3**k + 1)[:, None]  # the ends of the pieces: values 0 or 1
+    y = net(x)[:, 0]
+    np.testing.assert_allclose(y, np.arange(3**k + 1) % 2, atol=1e-9)
+
+
+def test_zigzag_net_is_the_composition_of_z():
+    z = R.zigzag_net(1)
+    zz = R.zigzag_net(2)
+    x = np.random.default_rng(0).uniform(0, 1, (50, 1))
+    np.testing.assert_allclose(zz(x), z(z(x)), atol=1e-12)
+
+
+def test_fold_layers_fold_the_plane():
+    fold = dl.Sequential(R.fold_layers(0.7))
+    xy = np.random.default_rng(1).normal(size=(200, 2))
+    np.testing.assert_allclose(fold(xy), np.abs(xy - 0.7), atol=1e-12)
+    assert all(isinstance(l, dl.layers.Linear) for l in fold.layers[::2])
+
+
+def test_first_layer_kinks():
+    net = R.interpolant_net(np.array([-1.0, 0.0, 0.5, 2.0]), np.array([0.0, 1.0, -1.0, 3.0]))
+    kinks = np.sort(R.first_layer_kinks(net))
+    np.testing.assert_allclose(kinks[np.isfinite(kinks)], [-1.0, 0.0, 0.5])
+    with pytest.raises(TypeError, match="one input"):
+        R.first_layer_kinks(dl.Sequential(dl.layers.Linear(2, 3, rng=0)))
