@@ -123,8 +123,9 @@ class Optimizer:
         self._lr = value
 
     def zero_grad(self) -> None:
-        """Set every gradient of the model to zero (before the next backward)."""
-        self.model.zero_grad()
+        """Set the gradient of every parameter this optimiser updates to zero (before the next backward)."""
+        for _, owner, key in self._slots:
+            owner._grad(key).fill(0.0)
 
     def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` for every parameter, checking that the gradient fits."""
@@ -375,14 +376,14 @@ class Adam(Optimizer):
         np.subtract(d, m, out=s2)
         s2 *= 1.0 - b1
         m += s2
-        # theta <- theta - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+        # theta <- theta - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), written as
+        # theta - (lr sqrt(1 - b2^t) / (1 - b1^t)) * m / (sqrt(v) + eps sqrt(1 - b2^t)): one pass less
         bias1 = 1.0 - b1**t
         bias2_sqrt = math.sqrt(1.0 - b2**t)
         np.sqrt(v, out=s2)
-        s2 /= bias2_sqrt
-        s2 += self.eps
+        s2 += self.eps * bias2_sqrt
         np.divide(m, s2, out=s2)
-        s2 *= lr / bias1
+        s2 *= lr * bias2_sqrt / bias1
         p -= s2
 
     def _hyper(self) -> str:
