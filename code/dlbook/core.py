@@ -537,6 +537,24 @@ def _input_names(inputs: tuple) -> list[str]:
     return ["x"] if len(inputs) == 1 else [f"x{i}" for i in range(len(inputs))]
 
 
+def _leaves(obj, name: str) -> list[tuple[str, object]]:
+    """``(name, leaf)`` of an array or a tuple of them (an LSTM state), names ``"x1.0"``, ``"x1.1"``."""
+    if isinstance(obj, tuple):
+        return [leaf for i, part in enumerate(obj) for leaf in _leaves(part, f"{name}.{i}")]
+    return [(name, obj)]
+
+
+def _flat(obj) -> list:
+    return [leaf for _, leaf in _leaves(obj, "")]
+
+
+def _rebuild(like, values: list):
+    """``values`` (flat) in the nesting of ``like``; consumes them from the front."""
+    if isinstance(like, tuple):
+        return tuple(_rebuild(part, values) for part in like)
+    return values.pop(0)
+
+
 def gradcheck(
     module: Module,
     *inputs: np.ndarray,
@@ -553,28 +571,35 @@ def gradcheck(
     The scalar tested is :math:`\\sum_k \\langle \\text{out}_k, \\delta_k \\rangle`
     over the float outputs, with random upstream gradients :math:`\\delta_k`
     (seeded), so every output element is weighted differently. ``options``
-    are passed to ``forward`` as keywords (masks, states); integer inputs
-    (token ids) are passed through and must get ``None`` as their gradient.
-    Runs in float64: float inputs and parameters must be float64. ``forward``
-    replaces ``module.forward`` when the forward pass needs a fixed random
-    state (e.g. RReLU in training, re-seeded on every call).
+    are passed to ``forward`` as keywords (masks); integer inputs (token
+    ids) are passed through and must get ``None`` as their gradient. An input
+    or output may be a tuple of arrays (an LSTM state ``(h, c)``); its
+    gradient is then the same tuple. Runs in float64: float inputs and
+    parameters must be float64. ``forward`` replaces ``module.forward`` when
+    the forward pass needs a fixed random state (e.g. RReLU in training,
+    re-seeded on every call).
 
     Returns the relative errors by name (``"x"`` for one input, ``"x0"``,
-    ``"x1"``, ... for several, and the dotted parameter names); raises
-    ``AssertionError`` naming the first gradient that fails
-    ``|analytic - numeric| <= atol + rtol * |numeric|``.
+    ``"x1"``, ... for several, ``"x1.0"`` for the first array of a tuple
+    input, and the dotted parameter names); raises ``AssertionError`` naming
+    the first gradient that fails ``|analytic - numeric| <= atol + rtol *
+    |numeric|``.
     """
     if not inputs:
         raise TypeError("gradcheck needs at least one input")
-    inputs = tuple(x.copy() if isinstance(x, np.ndarray) else x for x in inputs)
-    for name, x in zip(_input_names(inputs), inputs, strict=True):
+    inputs = tuple(
+        tuple(p.copy() for p in x) if isinstance(x, tuple) else x.copy() if isinstance(x, np.ndarray) else x
+        for x in inputs
+    )
+    leaves = [leaf for name, x in zip(_input_names(inputs), inputs, strict=True) for leaf in _leaves(x, name)]
+    for name, x in leaves:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"gradcheck inputs must be NumPy arrays; {name} is {type(x).__name__}")
         if _is_float(x) and x.dtype != np.float64:
             raise TypeError(
                 "gradcheck needs float64 input (finite differences lose float32 precision); "
                 f"{name} is {x.dtype}"
             )
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"gradcheck inputs must be NumPy arrays; {name} is {type(x).__name__}")
     params = dict(module.named_parameters())
     for k, p in params.items():
         if p.dtype != np.float64:
@@ -588,41 +613,54 @@ def gradcheck(
 
     with inference_mode():
         outs = outputs()
+    flat_outs = _flat(outs)
     if douts is None:
         gen = as_generator(rng)
-        douts = tuple(gen.standard_normal(o.shape) if _is_float(o) else None for o in outs)
-    elif not isinstance(douts, tuple):
-        douts = (douts,)
-    if len(douts) != len(outs):
-        raise ValueError(f"gradcheck: {len(outs)} outputs but {len(douts)} upstream gradients")
+        flat_douts = [gen.standard_normal(o.shape) if _is_float(o) else None for o in flat_outs]
+    else:
+        if not isinstance(douts, tuple):
+            douts = (douts,)
+        if len(douts) != len(outs):
+            raise ValueError(f"gradcheck: {len(outs)} outputs but {len(douts)} upstream gradients")
+        flat_douts = _flat(douts)
+        if len(flat_douts) != len(flat_outs):
+            raise ValueError("gradcheck: the upstream gradients must nest like the outputs")
 
     module.zero_grad()
     outputs()
-    dins = module.backward(*(d.copy() if d is not None else None for d in douts))
-    if len(inputs) == 1:
+    dins = module.backward(*_rebuild(outs, [d.copy() if d is not None else None for d in flat_douts]))
+    if not isinstance(dins, tuple) or (len(inputs) == 1 and isinstance(inputs[0], tuple)):
         dins = (dins,)
-    elif not isinstance(dins, tuple) or len(dins) != len(inputs):
+    if len(dins) > len(inputs):
+        dins = dins[: len(inputs)]  # optional inputs left out (an RNN's initial state)
+    if len(dins) != len(inputs):
         raise AssertionError(
             f"{type(module).__name__}.backward must return a tuple of {len(inputs)} gradients"
         )
-    names = _input_names(inputs)
     analytic = {}
-    for name, x, d in zip(names, inputs, dins, strict=True):
-        if _is_float(x):
-            analytic[name] = d
-        elif d is not None:
-            raise AssertionError(
-                f"{type(module).__name__}: integer input {name} must get None as its gradient"
-            )
+    for name, x, d in zip(_input_names(inputs), inputs, dins, strict=True):
+        if isinstance(x, tuple):
+            if not (isinstance(d, tuple) and len(d) == len(x)):
+                raise AssertionError(
+                    f"{type(module).__name__}: the gradient of {name} must be a {len(x)}-tuple"
+                )
+        for (leaf_name, leaf), dleaf in zip(
+            _leaves(x, name), _flat(d) if isinstance(x, tuple) else [d], strict=True
+        ):
+            if _is_float(leaf):
+                analytic[leaf_name] = dleaf
+            elif dleaf is not None:
+                raise AssertionError(
+                    f"{type(module).__name__}: integer input {leaf_name} must get None as its gradient"
+                )
     analytic.update({name: g.copy() for name, g in module.grads.items()})
 
     def loss() -> float:
         with inference_mode():
-            return float(sum(np.sum(o * d) for o, d in zip(outputs(), douts, strict=True) if d is not None))
+            flat = _flat(outputs())
+            return float(sum(np.sum(o * d) for o, d in zip(flat, flat_douts, strict=True) if d is not None))
 
-    numeric = {
-        name: numerical_gradient(loss, x, eps) for name, x in zip(names, inputs, strict=True) if _is_float(x)
-    }
+    numeric = {name: numerical_gradient(loss, x, eps) for name, x in leaves if _is_float(x)}
     for k, p in params.items():
         numeric[k] = numerical_gradient(loss, p, eps)
     return _compare(type(module).__name__, analytic, numeric, rtol, atol)

@@ -8,6 +8,10 @@ References
 ----------
 - Alpaydin & Kaynak (1998). Optical Recognition of Handwritten Digits. UCI Machine
   Learning Repository, https://doi.org/10.24432/C50P49 (CC BY 4.0).
+- Shakespeare, *The Sonnets* (1609), public domain; Project Gutenberg's text
+  (see ``dlbook/resources/SONNETS_SOURCE.txt``).
+- Hochreiter & Schmidhuber (1997). Long Short-Term Memory (the long-lag tasks
+  that :func:`first_symbol` simplifies).
 """
 
 from __future__ import annotations
@@ -19,7 +23,22 @@ import numpy as np
 
 from .core import as_generator, check_positive_int
 
-__all__ = ["spirals", "moons", "circles", "digits", "split", "as_arrays", "batches", "num_batches"]
+__all__ = [
+    "spirals",
+    "moons",
+    "circles",
+    "digits",
+    "split",
+    "as_arrays",
+    "batches",
+    "num_batches",
+    "first_symbol",
+    "digit_sequences",
+    "sonnets",
+    "sonnet_split",
+    "CharVocab",
+    "stream_batches",
+]
 
 
 def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, rng=0):
@@ -217,3 +236,146 @@ def _batch_iter(arrays, batch_size, order, stop):
         else:
             idx = order[start : start + batch_size]
             yield tuple(a[idx] for a in arrays)
+
+
+# ---------------------------------------------------------------------------
+# Sequences (chapter 6)
+# ---------------------------------------------------------------------------
+def first_symbol(n: int, length: int, symbols: int = 8, rng=0) -> tuple[np.ndarray, np.ndarray]:
+    """The memory task: read ``length`` random symbols, then name the *first* one.
+
+    .. math:: x_{n,1}, \\dots, x_{n,T} \\sim \\mathcal U\\{0, \\dots, S-1\\}, \\qquad y_n = x_{n,1}
+
+    The other ``T - 1`` symbols are drawn from the same alphabet, so they are
+    distractors that carry no information about the label: to answer after
+    the last step a network must keep the first symbol in its state for
+    ``T - 1`` steps (the lag). Chance accuracy is ``1 / S``. Returns ``X
+    (n, T)`` int64 token ids and ``y (n,)`` int64. A simplified form of the
+    long-lag tasks of Hochreiter & Schmidhuber (1997). Chapter 6.
+    """
+    n = check_positive_int(n, "n")
+    length = check_positive_int(length, "length")
+    symbols = check_positive_int(symbols, "symbols", minimum=2)
+    X = as_generator(rng).integers(0, symbols, size=(n, length), dtype=np.int64)
+    return X, X[:, 0].copy()
+
+
+def digit_sequences(
+    images: np.ndarray, labels: np.ndarray, n: int, length: int, rng=0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences of digit images labelled with the running sum of their digits.
+
+    Draws ``n`` sequences of ``length`` images from the pool ``images (M, 8,
+    8)`` (with replacement) and labels step ``t`` with ``y_1 + ... + y_t``, an
+    integer in ``[0, 9 t]``. Returns ``X (n, length, 1, 8, 8)`` (a channel
+    axis added, the pool's dtype) and ``sums (n, length)`` int64. Build the
+    training and test sequences from disjoint pools (e.g. the parts of
+    :func:`split`), so a test sequence shows only unseen images. Chapter 6's
+    CNN-LSTM labels every step.
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim != 3 or images.shape[1:] != (8, 8):
+        raise ValueError(f"images must have shape (M, 8, 8), got {images.shape}")
+    if labels.shape != (len(images),):
+        raise ValueError(f"labels must have shape ({len(images)},), got {labels.shape}")
+    n = check_positive_int(n, "n")
+    length = check_positive_int(length, "length")
+    idx = as_generator(rng).integers(0, len(images), size=(n, length))
+    X = images[idx][:, :, None]  # (n, T, 8, 8) -> (n, T, 1, 8, 8)
+    return X, np.cumsum(labels[idx], axis=1).astype(np.int64)
+
+
+def sonnets() -> list[str]:
+    """Shakespeare's 154 sonnets, each a string that starts with its Roman numeral.
+
+    Read from ``dlbook/resources/sonnets.txt`` (public domain; Project
+    Gutenberg's text, see ``SONNETS_SOURCE.txt`` there): 95,728 characters of
+    plain ASCII. Each string is the numeral line, a blank line and the poem,
+    ending in a newline. Chapter 6 trains a character-level language model on
+    them.
+    """
+    text = resources.files("dlbook").joinpath("resources", "sonnets.txt").read_text(encoding="ascii")
+    lines = text.split("\n")
+    starts = [i for i, line in enumerate(lines) if line and line.strip("IVXLC") == "" and line.strip()]
+    poems = []
+    for k, start in enumerate(starts):
+        stop = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        poems.append("\n".join(lines[start:stop]).rstrip() + "\n")
+    return poems
+
+
+def sonnet_split(val_fraction: float = 0.1, rng=0) -> tuple[str, str]:
+    """The sonnets shuffled with ``rng`` and split whole: ``(train_text, val_text)``.
+
+    ``round(154 * val_fraction)`` poems go to validation; each part is its
+    poems joined by a blank line. Splitting by poem (not by position in one
+    long string) keeps every validation line unseen in training. Chapter 6.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    poems = sonnets()
+    order = as_generator(rng).permutation(len(poems))
+    n_val = max(1, round(len(poems) * val_fraction))
+    val = [poems[i] for i in order[:n_val]]
+    train = [poems[i] for i in order[n_val:]]
+    return "\n".join(train), "\n".join(val)
+
+
+class CharVocab:
+    """The characters of a text as token ids ``0 .. V-1`` (sorted by code point).
+
+    ``vocab = CharVocab(text)``; ``vocab.encode("love") -> int64 array``;
+    ``vocab.decode(ids) -> str``; ``len(vocab)`` is ``V``. Encoding a
+    character the vocabulary lacks raises ``ValueError`` naming it. Chapter 6.
+    """
+
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str) or not text:
+            raise ValueError("CharVocab needs a non-empty string")
+        self.chars = "".join(sorted(set(text)))
+        self._index = {c: i for i, c in enumerate(self.chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        missing = sorted(set(text) - set(self._index))
+        if missing:
+            raise ValueError(f"characters not in the vocabulary: {''.join(missing)!r}")
+        return np.fromiter((self._index[c] for c in text), dtype=np.int64, count=len(text))
+
+    def decode(self, ids) -> str:
+        ids = np.asarray(ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.chars)):
+            raise ValueError(
+                f"token ids must lie in [0, {len(self.chars) - 1}], got [{ids.min()}, {ids.max()}]"
+            )
+        return "".join(self.chars[i] for i in ids.reshape(-1))
+
+    def __repr__(self) -> str:
+        return f"CharVocab({len(self)} characters)"
+
+
+def stream_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Consecutive windows of a long token stream, for truncated backpropagation through time.
+
+    The stream is cut into ``batch_size`` equal rows (the tail that does not
+    fit is dropped), and each row is read left to right in windows of
+    ``seq_len``: batch ``k`` holds positions ``[k L, (k+1) L)`` of every row,
+    so row ``n`` of batch ``k + 1`` continues row ``n`` of batch ``k`` and a
+    model may carry its final state across. Yields ``(x (B, L), y (B, L))``
+    with ``y`` the next token of each position (the last window may be
+    shorter). Chapter 6.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids must be a 1-D integer array, got dtype {ids.dtype} and shape {ids.shape}")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    seq_len = check_positive_int(seq_len, "seq_len")
+    per_row = (len(ids) - 1) // batch_size
+    if per_row < 1:
+        raise ValueError(f"{len(ids)} tokens are too few for {batch_size} rows")
+    x_all = ids[: batch_size * per_row].reshape(batch_size, per_row)  # (B, R)
+    y_all = ids[1 : batch_size * per_row + 1].reshape(batch_size, per_row)
+    return ((x_all[:, s : s + seq_len], y_all[:, s : s + seq_len]) for s in range(0, per_row, seq_len))

@@ -41,6 +41,7 @@ __all__ = [
     "LayerNorm",
     "Identity",
     "Flatten",
+    "Embedding",
     "as_generator",
     "init_weight",
     "INIT_METHODS",
@@ -177,9 +178,7 @@ class Linear(Module):
         if x.ndim < 2:
             raise ValueError(f"Linear expects x 2-D (N, D) or more (N, ..., D), got shape {x.shape}")
         if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"Linear expected {self.in_features} input features, got x of shape {x.shape}"
-            )
+            raise ValueError(f"Linear expected {self.in_features} input features, got x of shape {x.shape}")
         self._save(x)
         x2 = x if x.ndim == 2 else x.reshape(-1, self.in_features)  # (N*T*..., D)
         y = x2 @ self._params["W"].astype(x.dtype, copy=False)  # (M, H)
@@ -670,3 +669,64 @@ class Flatten(Module):
         (shape,) = self._saved()
         dout = check_dout(dout, (shape[0], math.prod(shape[1:])), "Flatten")
         return dout.reshape(shape)  # (N, d_1, ..., d_k)
+
+
+# ---------------------------------------------------------------------------
+# Embedding
+# ---------------------------------------------------------------------------
+class Embedding(Module):
+    """A lookup table: token id ``k`` -> row ``W[k]``.
+
+    .. math:: y_{n t} = W_{x_{n t}}, \\qquad
+              \\frac{\\partial L}{\\partial W_k} = \\sum_{(n, t):\\ x_{n t} = k} \\delta_{n t}
+
+    Shapes: ids ``x`` integers of any shape ``(N, ...)`` with values in ``[0,
+    V)`` -> ``(N, ..., E)``; ``W (V, E)``, drawn from a standard normal as in
+    ``torch.nn.Embedding``. The backward pass returns ``None`` (ids get no
+    gradient) and *adds* each position's gradient to its token's row, so a
+    token that occurs many times collects the sum (``np.add.at``; a plain
+    ``dW[x] += d`` would keep only one of the repeated rows). Equals
+    ``torch.nn.Embedding`` with the same ``W``. Chapter 6.
+    """
+
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, *, rng: np.random.Generator | int, dtype=np.float64
+    ) -> None:
+        super().__init__()
+        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        dt = check_dtype(dtype)
+        W = as_generator(rng).standard_normal((self.num_embeddings, self.embedding_dim)).astype(dt)
+        self.params = {"W": W}
+
+    @classmethod
+    def from_weights(cls, W) -> Embedding:
+        """An embedding with the table ``W (V, E)``, copied."""
+        W = check_float_array(W, "W", ndim=2)
+        layer = cls.__new__(cls)
+        Module.__init__(layer)
+        layer.num_embeddings, layer.embedding_dim = W.shape
+        layer.params = {"W": np.array(W, copy=True)}
+        return layer
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.integer):
+            raise TypeError(f"Embedding expects integer token ids, got dtype {x.dtype}")
+        if x.size and (x.min() < 0 or x.max() >= self.num_embeddings):
+            raise ValueError(
+                f"token ids must lie in [0, {self.num_embeddings - 1}] for an Embedding of "
+                f"{self.num_embeddings} rows, got values in [{x.min()}, {x.max()}]"
+            )
+        self._save(x)
+        return self._params["W"][x]  # (N, ..., E)
+
+    def backward(self, dout: np.ndarray) -> None:
+        (x,) = self._saved()
+        dout = check_dout(dout, x.shape + (self.embedding_dim,), "Embedding")
+        dW = self._grad("W")
+        np.add.at(dW, x.reshape(-1), dout.reshape(-1, self.embedding_dim))  # repeated ids add up
+        return None
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"

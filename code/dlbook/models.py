@@ -4,7 +4,9 @@
 between them; chapter 1 uses it to compare activations at equal size, chapter
 3 adds normalisation and dropout to it. ``small_cnn`` is chapter 4's
 convolutional network for 8x8 digits (and the image reader of chapter 6's
-CNN-LSTM).
+CNN-LSTM). Chapter 6 adds the recurrent models: :class:`RecurrentClassifier`
+(read the final state or every output), :class:`CharLM` (a character-level
+language model that carries its state across batches) and :class:`CNNLSTM`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ import numpy as np
 
 from .activations import Activation
 from .conv import Conv2d, MaxPool2d
-from .core import Module, Sequential, as_generator, check_positive_int
-from .layers import BatchNorm1d, BatchNorm2d, Dropout, Flatten, LayerNorm, Linear
+from .core import Module, Sequential, as_generator, check_positive_int, inference_mode
+from .layers import BatchNorm1d, BatchNorm2d, Dropout, Embedding, Flatten, LayerNorm, Linear
+from .recurrent import recurrent_layer
 
-__all__ = ["mlp", "conv_bn_relu", "small_cnn"]
+__all__ = [
+    "mlp",
+    "conv_bn_relu",
+    "small_cnn",
+    "RecurrentClassifier",
+    "sequence_classifier",
+    "CharLM",
+    "CNNLSTM",
+]
 
 _NORMS = {"batch": BatchNorm1d, "layer": LayerNorm}
 
@@ -137,3 +148,220 @@ def small_cnn(
         Flatten(),  # (N, 4 w2)
         Linear(4 * w2, check_positive_int(num_classes, "num_classes"), rng=gen, dtype=dtype),
     )
+
+
+# ---------------------------------------------------------------------------
+# Recurrent models (chapter 6)
+# ---------------------------------------------------------------------------
+def _final_h(state):
+    return state[0] if isinstance(state, tuple) else state
+
+
+class RecurrentClassifier(Module):
+    """A recurrent layer and a linear read-out: of the final state, or of every step's output.
+
+    .. math:: \\text{read="last"}:\\ z = h_T W + b \\ (N, K); \\qquad
+              \\text{read="all"}:\\ z_t = h_t W + b \\ (N, T, K)
+
+    ``kind`` is ``"rnn"``, ``"lstm"`` or ``"gru"``; extra keywords go to the
+    layer (e.g. ``forget_bias``). Shapes: ``x (N, T, D)`` float -> logits
+    ``(N, K)`` or ``(N, T, K)``; ``backward`` returns ``dx (N, T, D)`` (what
+    chapter 6 measures as the gradient reaching step ``t``). With
+    ``read="last"`` only ``h_T`` is used, so the per-step outputs get no
+    gradient; with ``read="all"`` the final state gets none beyond ``h_T``'s
+    role as the last output. Chapter 6.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        in_features: int,
+        hidden: int,
+        classes: int,
+        *,
+        read: str = "last",
+        rng: np.random.Generator | int,
+        dtype=np.float64,
+        **rnn_options,
+    ) -> None:
+        super().__init__()
+        if read not in ("last", "all"):
+            raise ValueError(f"read must be 'last' (the final state) or 'all' (every output), got {read!r}")
+        gen = as_generator(rng)
+        self.read = read
+        self.rnn = recurrent_layer(kind, in_features, hidden, rng=gen, dtype=dtype, **rnn_options)
+        self.head = Linear(hidden, check_positive_int(classes, "classes"), rng=gen, dtype=dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        hs, state = self.rnn(x)
+        return self.head(_final_h(state) if self.read == "last" else hs)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        d = self.head.backward(dout)
+        lstm = self.rnn.cell.STATE_PARTS == 2
+        if self.read == "last":
+            dxs, _ = self.rnn.backward(None, (d, None) if lstm else d)
+        else:
+            dxs, _ = self.rnn.backward(d, None)
+        return dxs
+
+    def __repr__(self) -> str:
+        return f"RecurrentClassifier({self.rnn!r}, {self.head!r}, read={self.read!r})"
+
+
+def sequence_classifier(
+    kind: str,
+    vocab: int,
+    embed: int,
+    hidden: int,
+    classes: int,
+    *,
+    read: str = "last",
+    rng: np.random.Generator | int,
+    **rnn_options,
+) -> Sequential:
+    """``Sequential(Embedding(vocab, embed), RecurrentClassifier(...))`` for token ids ``(N, T)``.
+
+    ``model[0]`` turns ids into vectors, ``model[1]`` reads them; calling
+    ``model[1].backward`` directly gives the gradient at every step's input.
+    Chapter 6 (the memory task).
+    """
+    gen = as_generator(rng)
+    return Sequential(
+        Embedding(vocab, embed, rng=gen),
+        RecurrentClassifier(kind, embed, hidden, classes, read=read, rng=gen, **rnn_options),
+    )
+
+
+class CharLM(Module):
+    """A character-level language model: Embedding -> recurrent layer -> Linear over the vocabulary.
+
+    .. math:: p(x_{t+1} \\mid x_{\\le t}) = \\operatorname{softmax}(h_t W + b)
+
+    ``forward(ids (N, T)) -> logits (N, T, V)``. With ``carry_state=True``
+    (truncated backpropagation through time) each forward pass starts from the
+    final state of the previous one, as a plain array: the state flows on,
+    the gradient stops at the window's edge, because ``backward`` drops the
+    gradient of the initial state. :meth:`reset_state` starts afresh (at each
+    epoch, before validation). :meth:`sample` generates text. Chapter 6.
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        embed: int,
+        hidden: int,
+        *,
+        kind: str = "lstm",
+        carry_state: bool = True,
+        rng: np.random.Generator | int,
+        dtype=np.float64,
+    ) -> None:
+        super().__init__()
+        gen = as_generator(rng)
+        self.embed = Embedding(vocab, embed, rng=gen, dtype=dtype)
+        self.rnn = recurrent_layer(kind, embed, hidden, rng=gen, dtype=dtype)
+        self.head = Linear(hidden, vocab, rng=gen, dtype=dtype)
+        self.carry_state = bool(carry_state)
+        self.state = None
+
+    def reset_state(self) -> CharLM:
+        """Forget the carried state: the next window starts from zeros."""
+        self.state = None
+        return self
+
+    def forward(self, ids: np.ndarray) -> np.ndarray:
+        state = self.state
+        if state is not None and _final_h(state).shape[0] != len(ids):
+            state = None  # a batch of another size starts afresh
+        hs, final = self.rnn(self.embed(ids), state)
+        if self.carry_state:
+            self.state = tuple(a.copy() for a in final) if isinstance(final, tuple) else final.copy()
+        return self.head(hs)
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        dhs = self.head.backward(dlogits)
+        dxs, _ = self.rnn.backward(dhs, None)  # the initial state's gradient is dropped: truncation
+        return self.embed.backward(dxs)
+
+    def sample(self, prompt: np.ndarray, length: int, *, temperature: float = 1.0, rng) -> np.ndarray:
+        """Continue ``prompt`` (1-D ids) by ``length`` tokens drawn from ``softmax(z / temperature)``.
+
+        Runs in inference mode one step at a time through the cell, so the
+        carried state is left alone. ``temperature`` near 0 approaches
+        greedy choice; 1 samples the model's distribution; above 1 flattens
+        it. Returns the new ids ``(length,)``.
+        """
+        prompt = np.asarray(prompt)
+        if prompt.ndim != 1 or prompt.size == 0:
+            raise ValueError(f"prompt must be a non-empty 1-D array of ids, got shape {prompt.shape}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        gen = as_generator(rng)
+        out = np.empty(check_positive_int(length, "length"), dtype=np.int64)
+        with inference_mode():
+            _, state = self.rnn(self.embed(prompt[None]))  # read the prompt
+            for k in range(len(out)):
+                z = self.head(_final_h(state))[0] / temperature  # (V,)
+                p = np.exp(z - z.max())
+                token = gen.choice(len(p), p=p / p.sum())
+                out[k] = token
+                x = self.embed(np.array([token]))  # (1, E)
+                state = self.rnn.cell(x, state)
+        return out
+
+    def __repr__(self) -> str:
+        return f"CharLM({self.embed!r}, {self.rnn!r}, {self.head!r}, carry_state={self.carry_state})"
+
+
+class CNNLSTM(Module):
+    """A CNN reads one image per time step, an LSTM reads the sequence of features, a Linear labels each step.
+
+    .. code-block:: text
+
+        (N, T, 1, 8, 8) -reshape-> (N*T, 1, 8, 8) -CNN-> (N*T, F) -reshape-> (N, T, F)
+        -LSTM-> (N, T, H) -Linear-> (N, T, K)
+
+    The same convolutional trunk (conv-BN-ReLU, max-pool, conv-BN-ReLU,
+    max-pool, flatten: ``F = 4 w1``) is applied to all ``N T`` images as one
+    batch, so its weight gradients sum over every step of every sequence.
+    Trained end to end through both. Chapter 6 (running sums of digits).
+    """
+
+    def __init__(
+        self,
+        classes: int,
+        hidden: int = 64,
+        widths: Sequence[int] = (8, 16),
+        *,
+        rng: np.random.Generator | int,
+        dtype=np.float64,
+    ) -> None:
+        super().__init__()
+        gen = as_generator(rng)
+        w0, w1 = (check_positive_int(w, "width") for w in widths)
+        self.cnn = Sequential(
+            *conv_bn_relu(1, w0, rng=gen, dtype=dtype),  # (M, w0, 8, 8)
+            MaxPool2d(2),  # (M, w0, 4, 4)
+            *conv_bn_relu(w0, w1, rng=gen, dtype=dtype),
+            MaxPool2d(2),  # (M, w1, 2, 2)
+            Flatten(),  # (M, 4 w1)
+        )
+        self.lstm = recurrent_layer("lstm", 4 * w1, hidden, rng=gen, dtype=dtype)
+        self.head = Linear(hidden, check_positive_int(classes, "classes"), rng=gen, dtype=dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 5:
+            raise ValueError(f"CNNLSTM expects images (N, T, 1, 8, 8), got shape {x.shape}")
+        N, T = x.shape[:2]
+        feats = self.cnn(x.reshape((N * T,) + x.shape[2:]))  # (N*T, F): every step's image in one batch
+        hs, _ = self.lstm(feats.reshape(N, T, -1))  # (N, T, H)
+        self._save(x.shape)
+        return self.head(hs)  # (N, T, K)
+
+    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+        (shape,) = self._saved()
+        dhs = self.head.backward(dlogits)
+        dfeats, _ = self.lstm.backward(dhs, None)  # (N, T, F)
+        dx = self.cnn.backward(dfeats.reshape(shape[0] * shape[1], -1))  # (N*T, 1, 8, 8)
+        return dx.reshape(shape)

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .core import Module, as_generator, check_positive_int, inference_mode
-from .data import as_arrays, batches, num_batches
+from .data import as_arrays, batches, num_batches, stream_batches
 from .optim import LRScheduler, Optimizer, clip_grad_norm
 
 __all__ = [
@@ -56,6 +56,8 @@ __all__ = [
     "train_step",
     "fit",
     "evaluate",
+    "fit_stream",
+    "evaluate_stream",
     "parallel_map",
 ]
 
@@ -508,6 +510,119 @@ def fit(
                 history.stopped_early = True
                 break
     finally:
+        model.train()
+        if bar is not None:
+            bar.close()
+    return history
+
+
+def _reset(model: Module) -> None:
+    reset = getattr(model, "reset_state", None)
+    if reset is None:
+        raise TypeError(
+            f"{type(model).__name__} has no reset_state(): fit_stream needs a model that carries its "
+            "state across windows (e.g. dlbook.models.CharLM)"
+        )
+    reset()
+
+
+def evaluate_stream(
+    model: Module, loss_fn: LossFn, ids: np.ndarray, *, batch_size: int, seq_len: int
+) -> float:
+    """Mean loss per token of a state-carrying model over a token stream, in evaluation mode.
+
+    .. math:: L = \\frac{1}{\\sum_k M_k} \\sum_k M_k L_k
+
+    (window ``k`` has ``M_k`` tokens and mean loss ``L_k``). The state is
+    reset first and carried from window to window (:func:`dlbook.data.stream_batches`),
+    as in training; nothing is kept for a backward pass. With the natural
+    logarithm the result is in nats per token (divide by ``ln 2`` for bits).
+    The state is reset again afterwards. Chapter 6.
+    """
+    was_training = model.training
+    model.eval()
+    _reset(model)
+    total, count = 0.0, 0
+    try:
+        with inference_mode():
+            for x, y in stream_batches(ids, batch_size, seq_len):
+                loss, _ = loss_fn(model.forward(x), y)
+                total += float(loss) * y.size
+                count += y.size
+    finally:
+        _reset(model)
+        model.train(was_training)
+    return total / count
+
+
+def fit_stream(
+    model: Module,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    ids: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seq_len: int,
+    val_ids: np.ndarray | None = None,
+    clip_norm: float | None = None,
+    scheduler: LRScheduler | None = None,
+    progress: bool | None = None,
+) -> History:
+    """Train a state-carrying sequence model by truncated backpropagation through time.
+
+    Each epoch resets the model's state (``model.reset_state()``) and runs
+    :func:`train_step` on the windows of :func:`dlbook.data.stream_batches`
+    in order, so each window starts from the state the previous one ended
+    in, while gradients stop at the window's edge (``seq_len`` steps back at
+    most). ``history.loss`` has one entry per step, ``epoch_loss`` the mean
+    per token of each epoch, ``val_loss`` the :func:`evaluate_stream` of
+    ``val_ids`` after each epoch. Williams & Peng (1990), *An Efficient
+    Gradient-Based Algorithm for On-Line Training of Recurrent Network
+    Trajectories*; chapter 6.
+    """
+    _check_fit_args(model, loss_fn, optimizer, epochs, batch_size, scheduler, clip_norm, ())
+    epochs = check_positive_int(epochs, "epochs")
+    n_windows = sum(1 for _ in stream_batches(ids, batch_size, seq_len))
+    history = History()
+    bar = None
+    if _progress_wanted(progress):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs * n_windows, desc="fit_stream", unit="step", dynamic_ncols=True)
+    t_start = time.perf_counter()
+    model.train()
+    try:
+        for epoch in range(epochs):
+            _reset(model)
+            total, count = 0.0, 0
+            for b, (x, y) in enumerate(stream_batches(ids, batch_size, seq_len)):
+                lr = optimizer.lr
+                try:
+                    result = train_step(model, loss_fn, optimizer, x, y, clip_norm=clip_norm)
+                except TrainingDiverged as err:
+                    raise TrainingDiverged(
+                        f"{err} (epoch {epoch + 1}, window {b + 1})", err.step, epoch + 1, b + 1, err.lr
+                    ) from err.__cause__
+                if scheduler is not None:
+                    scheduler.step()
+                history.loss.append(result.loss)
+                history.lr.append(lr)
+                if result.grad_norm is not None:
+                    history.grad_norm.append(result.grad_norm)
+                total += result.loss * y.size
+                count += y.size
+                if bar is not None:
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{total / count:.3f}", refresh=False)
+                    bar.update(1)
+            history.epoch_loss.append(total / count)
+            if val_ids is not None:
+                history.val_loss.append(
+                    evaluate_stream(model, loss_fn, val_ids, batch_size=batch_size, seq_len=seq_len)
+                )
+            history.epoch_time.append(time.perf_counter() - t_start)
+    finally:
+        _reset(model)
         model.train()
         if bar is not None:
             bar.close()
