@@ -198,3 +198,143 @@ def test_batches_of_a_tuple_move_in_lockstep():
         data.batches((src, tgt_out[:5]), 4, rng=0)
     with pytest.raises(ValueError, match="at least two arrays"):
         data.batches((src,), 4, rng=0)
+
+
+# -- sequences (chapter 6) ------------------------------------------------------------
+
+
+def test_first_symbol_labels_the_first_symbol():
+    """y is the first column of X, one of S symbols; the rest are M noise tokens; seeded."""
+    X, y = data.first_symbol(500, 7, symbols=5, noise=3, rng=0)
+    assert X.shape == (500, 7) and y.shape == (500,)
+    assert X.dtype == np.int64 and y.dtype == np.int64
+    np.testing.assert_array_equal(y, X[:, 0])
+    assert set(np.unique(y)) == set(range(5))  # every symbol is a label
+    assert set(np.unique(X[:, 1:])) == {5, 6, 7}  # distractors only after the first step
+    assert np.bincount(y, minlength=5).min() > 60  # about 100 of each label: chance is 1 / 5
+    X2, y2 = data.first_symbol(500, 7, symbols=5, noise=3, rng=0)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(X, data.first_symbol(500, 7, symbols=5, noise=3, rng=1)[0])
+    y[0] = -1
+    assert X[0, 0] >= 0  # the labels are not a view of X
+    assert data.first_symbol(3, 1, rng=0)[0].shape == (3, 1)  # lag 0: the symbol alone
+    with pytest.raises(ValueError, match="symbols must be an integer >= 2"):
+        data.first_symbol(10, 3, symbols=1)
+    with pytest.raises(ValueError, match="length must be a positive integer"):
+        data.first_symbol(10, 0)
+    with pytest.raises(ValueError, match="noise must be a positive integer"):
+        data.first_symbol(10, 3, noise=0)
+
+
+def test_digit_sequences_label_each_step_with_the_running_sum():
+    """Step t of a sequence is labelled y_1 + ... + y_t of its images' digits."""
+    pool = np.arange(30.0)[:, None, None] * np.ones((1, 8, 8))  # image k is filled with k
+    labels = np.arange(30) % 10
+    X, sums = data.digit_sequences(pool, labels, 40, 6, rng=0)
+    assert X.shape == (40, 6, 1, 8, 8) and X.dtype == np.float64
+    assert sums.shape == (40, 6) and sums.dtype == np.int64
+    idx = X[:, :, 0, 0, 0].astype(int)  # which pool image sits at each step
+    np.testing.assert_array_equal(X, pool[idx][:, :, None])
+    np.testing.assert_array_equal(sums, np.cumsum(labels[idx], axis=1))
+    assert np.all(np.diff(sums, axis=1) >= 0) and sums.max() <= 9 * 6
+    again, _ = data.digit_sequences(pool, labels, 40, 6, rng=0)
+    np.testing.assert_array_equal(X, again)
+    images, y = data.digits(flatten=False)
+    Xd, sd = data.digit_sequences(images, y, 5, 3, rng=1)
+    assert Xd.shape == (5, 3, 1, 8, 8) and sd[:, 0].max() <= 9
+    with pytest.raises(ValueError, match=r"images must have shape \(M, 8, 8\)"):
+        data.digit_sequences(images.reshape(-1, 64), y, 5, 3)
+    with pytest.raises(ValueError, match=r"labels must have shape \(1797,\)"):
+        data.digit_sequences(images, y[:-1], 5, 3)
+
+
+def test_sonnets_are_the_154_poems():
+    """154 ASCII poems numbered I..CLIV in order, 14 lines each except 99 (15) and 126 (12)."""
+    poems = data.sonnets()
+    assert len(poems) == 154
+    assert sum(len(p) for p in poems) == 95_534  # the shipped file (95,728) less its title
+    assert all(p.isascii() and p.endswith("\n") for p in poems)
+
+    def roman(n):
+        out = ""
+        for value, digits in ((100, "C"), (90, "XC"), (50, "L"), (40, "XL"), (10, "X"), (9, "IX"),
+                              (5, "V"), (4, "IV"), (1, "I")):  # fmt: skip
+            while n >= value:
+                out, n = out + digits, n - value
+        return out
+
+    heads = [p.split("\n")[0] for p in poems]
+    # the shipped e-text heads sonnet 128 ("How oft when thou, my music, music play'st") "CXXXIII"
+    assert heads[127] in ("CXXVIII", "CXXXIII") and poems[127].split("\n")[2].startswith("How oft when thou")
+    assert heads[:127] + heads[128:] == [roman(k) for k in range(1, 155) if k != 128]
+    lines = [sum(1 for line in p.split("\n")[1:] if line.strip()) for p in poems]
+    assert [k + 1 for k, n in enumerate(lines) if n != 14] == [99, 126]
+    assert lines[98] == 15 and lines[125] == 12
+    assert poems[17].split("\n")[2] == "Shall I compare thee to a summer's day?"
+    assert poems[0].startswith("I\n\nFrom fairest creatures we desire increase,\n")
+
+
+def test_sonnet_split_is_a_seeded_partition_of_whole_poems():
+    poems = data.sonnets()
+    train_text, val_text = data.sonnet_split(0.1, rng=0)
+    in_train = [p in train_text for p in poems]
+    in_val = [p in val_text for p in poems]
+    assert all(a != b for a, b in zip(in_train, in_val, strict=True))  # each poem in exactly one part
+    assert sum(in_val) == 15  # round(154 * 0.1)
+    n_train = 154 - 15
+    # nothing else: the poems and one newline between neighbours
+    assert len(train_text) == sum(len(p) for p, t in zip(poems, in_train, strict=True) if t) + n_train - 1
+    assert len(val_text) == sum(len(p) for p, v in zip(poems, in_val, strict=True) if v) + 15 - 1
+    assert data.sonnet_split(0.1, rng=0) == (train_text, val_text)
+    assert data.sonnet_split(0.1, rng=1)[1] != val_text
+    assert data.sonnet_split(0.001, rng=0)[1].count("\n\n") >= 1  # at least one poem
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match=r"val_fraction must lie in \(0, 1\)"):
+            data.sonnet_split(bad)
+
+
+def test_char_vocab_round_trip_and_unknown_characters():
+    text = "to be, or not to be"
+    vocab = data.CharVocab(text)
+    assert len(vocab) == 8 and vocab.chars == " ,benort"  # sorted by code point
+    ids = vocab.encode("not to be")
+    assert ids.dtype == np.int64 and ids.shape == (9,)
+    assert vocab.decode(ids) == "not to be"
+    assert vocab.decode(vocab.encode(text)) == text
+    assert vocab.decode(ids.reshape(3, 3)) == "not to be"
+    assert vocab.encode("").shape == (0,) and vocab.decode(np.array([], dtype=int)) == ""
+    with pytest.raises(ValueError, match=r"characters not in the vocabulary: 'NT'"):
+        vocab.encode("Not To be")
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 7\]"):
+        vocab.decode(np.array([0, 8]))
+    with pytest.raises(ValueError, match="non-empty string"):
+        data.CharVocab("")
+    sonnet_vocab = data.CharVocab("".join(data.sonnets()))
+    assert "\n" in sonnet_vocab.chars and len(sonnet_vocab) < 70
+
+
+def test_stream_batches_continue_each_row_and_shift_the_target():
+    """Row n of window k+1 continues row n of window k; y is x shifted by one token."""
+    ids = np.arange(103)
+    windows = list(data.stream_batches(ids, 4, 7))
+    per_row = (103 - 1) // 4  # 25 positions in each of the 4 rows
+    assert [x.shape for x, _ in windows] == [(4, 7)] * 3 + [(4, 4)]  # the last window is shorter
+    for x, y in windows:
+        np.testing.assert_array_equal(y, ids[x + 1])  # the next token
+    for (x0, _), (x1, _) in zip(windows[:-1], windows[1:], strict=True):
+        np.testing.assert_array_equal(x1[:, 0], x0[:, -1] + 1)  # each row goes on where it stopped
+    rows = np.concatenate([x for x, _ in windows], axis=1)
+    np.testing.assert_array_equal(rows, ids[: 4 * per_row].reshape(4, per_row))
+    text_ids = data.CharVocab("abcab").encode("abcabcabcab")
+    (x, y), = data.stream_batches(text_ids, 2, 10)
+    np.testing.assert_array_equal(x, [[0, 1, 2, 0, 1], [2, 0, 1, 2, 0]])
+    np.testing.assert_array_equal(y, [[1, 2, 0, 1, 2], [0, 1, 2, 0, 1]])
+    with pytest.raises(ValueError, match="1-D integer array"):
+        data.stream_batches(ids.reshape(1, -1), 2, 5)
+    with pytest.raises(ValueError, match="1-D integer array"):
+        data.stream_batches(ids.astype(float), 2, 5)
+    with pytest.raises(ValueError, match="too few for 8 rows"):
+        data.stream_batches(np.arange(8), 8, 5)
+    with pytest.raises(ValueError, match="seq_len must be a positive integer"):
+        data.stream_batches(ids, 2, 0)

@@ -12,12 +12,14 @@ parameters, so a parameter-free layer cannot pass them vacuously.
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import dlbook as dl
-from conftest import LAYER_ZOO, zoo_input
+from conftest import LAYER_ZOO, OWN_TESTS, zoo_input
 from dlbook.core import Module
 
 NAMES = sorted(LAYER_ZOO)
@@ -35,7 +37,7 @@ def _make(name, dtype=np.float64, rng=0):
 
 def _all_module_classes():
     classes = set()
-    for mod in (dl.core, dl.layers, dl.conv, dl.activations, dl.resnet):
+    for mod in (dl.core, dl.layers, dl.conv, dl.activations, dl.resnet, dl.recurrent, dl.models):
         for _, obj in inspect.getmembers(mod, inspect.isclass):
             if (
                 issubclass(obj, Module)
@@ -47,9 +49,25 @@ def _all_module_classes():
 
 
 def test_every_module_class_is_in_the_zoo():
+    """Every Module class of the package is in LAYER_ZOO, or in OWN_TESTS if its call does not fit."""
     in_zoo = {type(e.make(0, np.float64)) for e in LAYER_ZOO.values()}
-    missing = sorted(c.__name__ for c in _all_module_classes() - in_zoo)
-    assert not missing, f"add these layers to LAYER_ZOO in tests/conftest.py: {missing}"
+    missing = sorted(c.__name__ for c in _all_module_classes() - in_zoo if c.__name__ not in OWN_TESTS)
+    assert not missing, (
+        f"add these layers to LAYER_ZOO in tests/conftest.py (or to OWN_TESTS if their call has "
+        f"another form than one float array in, one array out): {missing}"
+    )
+
+
+def test_classes_outside_the_zoo_have_their_own_tests():
+    """Every class listed in OWN_TESTS exists, is not also in the zoo, and is named in its test file."""
+    root = Path(__file__).resolve().parent.parent
+    classes = {c.__name__: c for c in _all_module_classes()}
+    in_zoo = {type(e.make(0, np.float64)).__name__ for e in LAYER_ZOO.values()}
+    for name, path in OWN_TESTS.items():
+        assert name in classes, f"OWN_TESTS lists {name}, which is not a Module class of the package"
+        assert name not in in_zoo, f"{name} is in LAYER_ZOO: remove it from OWN_TESTS"
+        text = (root / path).read_text(encoding="utf-8")
+        assert re.search(rf"\b{name}\b", text), f"{path} never mentions {name}"
 
 
 def test_the_parameter_list_is_not_empty():

@@ -363,3 +363,99 @@ def test_parallel_map_equals_the_serial_loop():
             np.testing.assert_array_equal(a[k], b[k])
     with pytest.raises(ValueError, match="processes"):
         train.parallel_map(_train_one, seeds, processes=0)
+
+
+# -- truncated backpropagation through time (fit_stream, evaluate_stream) --------------------------
+
+_TEXT = "the quick brown fox jumps over the lazy dog. " * 4
+
+
+def _char_setup(seed=0, carry_state=True):
+    vocab = dl.data.CharVocab(_TEXT)
+    ids = vocab.encode(_TEXT)
+    model = dl.models.CharLM(len(vocab), 6, 12, kind="lstm", carry_state=carry_state, rng=seed)
+    return vocab, ids, model
+
+
+def test_fit_stream_learns_a_short_string():
+    """A tiny CharLM on a repeated sentence: the loss per token falls far below ln V."""
+    vocab, ids, model = _char_setup()
+    val = vocab.encode("the lazy dog jumps over the quick brown fox. ")
+    h = train.fit_stream(model, softmax_cross_entropy, optim.Adam(model, 0.03), ids, epochs=12,
+                         batch_size=2, seq_len=10, val_ids=val, clip_norm=5.0, progress=False)
+    windows = len(list(dl.data.stream_batches(ids, 2, 10)))
+    assert h.steps == 12 * windows and len(h.lr) == h.steps and len(h.grad_norm) == h.steps
+    assert len(h.epoch_loss) == len(h.val_loss) == len(h.epoch_time) == 12
+    assert h.epoch_loss[0] > 0.8 * np.log(len(vocab))  # starts near chance
+    assert h.epoch_loss[-1] < 0.3 * h.epoch_loss[0]
+    assert h.val_loss[-1] < h.val_loss[0]
+    assert model.state is None and model.training  # reset and in training mode afterwards
+
+
+def test_fit_stream_is_train_step_over_the_windows_in_order():
+    """One epoch of fit_stream equals the manual loop: reset, then train_step on each window."""
+    _, ids, model = _char_setup(seed=1)
+    _, _, manual = _char_setup(seed=2)
+    manual.load_state_dict(model.state_dict())
+    h = train.fit_stream(model, softmax_cross_entropy, optim.SGD(model, 0.5), ids, epochs=1,
+                         batch_size=3, seq_len=8, progress=False)
+    opt = optim.SGD(manual, 0.5)
+    manual.reset_state()
+    losses = [train.train_step(manual, softmax_cross_entropy, opt, x, y).loss
+              for x, y in dl.data.stream_batches(ids, 3, 8)]
+    assert h.loss == losses
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, manual.params[k], err_msg=k)
+    sizes = [y.size for _, y in dl.data.stream_batches(ids, 3, 8)]
+    assert h.epoch_loss[0] == pytest.approx(np.dot(losses, sizes) / sum(sizes), rel=1e-12)
+
+
+def test_fit_stream_does_not_depend_on_a_leftover_state():
+    """Each epoch starts from zeros: a state left by an earlier call changes nothing."""
+    _, ids, a = _char_setup(seed=3)
+    _, _, b = _char_setup(seed=3)
+    b(ids[None, :20])  # leaves a carried state (batch of 1) and a tape entry behind
+    b(np.stack([ids[:20], ids[20:40]]))  # and one of the training batch size
+    kw = {"epochs": 2, "batch_size": 2, "seq_len": 10, "progress": False}
+    ha = train.fit_stream(a, softmax_cross_entropy, optim.Adam(a, 0.01), ids, **kw)
+    hb = train.fit_stream(b, softmax_cross_entropy, optim.Adam(b, 0.01), ids, **kw)
+    assert ha.loss == hb.loss
+
+
+def test_evaluate_stream_equals_one_pass_over_the_whole_rows():
+    """Carrying the state across windows gives the mean loss of one forward pass over each full row."""
+    vocab, ids, model = _char_setup(seed=4)
+    whole = dl.models.CharLM(len(vocab), 6, 12, kind="lstm", carry_state=False, rng=5)
+    whole.load_state_dict(model.state_dict())
+    B, L = 3, 7
+    R = (len(ids) - 1) // B
+    expected, _ = softmax_cross_entropy(whole(ids[: B * R].reshape(B, R)), ids[1 : B * R + 1].reshape(B, R))
+    model.train()
+    got = train.evaluate_stream(model, softmax_cross_entropy, ids, batch_size=B, seq_len=L)
+    assert got == pytest.approx(float(expected), rel=1e-12)
+    assert model.state is None and model.training and all(not m._tape for m in model.modules())
+    # without the carried state every window would start from zeros: a different number
+    fresh = dl.models.CharLM(len(vocab), 6, 12, kind="lstm", carry_state=False, rng=6)
+    fresh.load_state_dict(model.state_dict())
+    assert train.evaluate_stream(fresh, softmax_cross_entropy, ids, batch_size=B, seq_len=L) != pytest.approx(
+        got, rel=1e-6
+    )
+
+
+def test_fit_stream_checks_its_model_and_arguments():
+    _, ids, model = _char_setup()
+    net = dl.models.mlp([2, 3], rng=0)
+    with pytest.raises(TypeError, match="has no reset_state"):
+        train.fit_stream(net, softmax_cross_entropy, optim.SGD(net, 0.1), ids, epochs=1, batch_size=2,
+                         seq_len=5, progress=False)
+    with pytest.raises(TypeError, match="has no reset_state"):
+        train.evaluate_stream(net, softmax_cross_entropy, ids, batch_size=2, seq_len=5)
+    opt = optim.SGD(model, 0.1)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        train.fit_stream(model, softmax_cross_entropy, opt, ids, epochs=0, batch_size=2, seq_len=5)
+    with pytest.raises(ValueError, match="1-D integer array"):
+        train.fit_stream(model, softmax_cross_entropy, opt, ids.astype(float), epochs=1, batch_size=2,
+                         seq_len=5)
+    with pytest.raises(train.TrainingDiverged, match=r"step 2: .*\(epoch 1, window 2\)"):  # step 1 overshoots
+        train.fit_stream(model, softmax_cross_entropy, optim.SGD(model, 1e300), ids, epochs=1,
+                         batch_size=2, seq_len=5, progress=False)

@@ -241,23 +241,31 @@ def _batch_iter(arrays, batch_size, order, stop):
 # ---------------------------------------------------------------------------
 # Sequences (chapter 6)
 # ---------------------------------------------------------------------------
-def first_symbol(n: int, length: int, symbols: int = 8, rng=0) -> tuple[np.ndarray, np.ndarray]:
-    """The memory task: read ``length`` random symbols, then name the *first* one.
+def first_symbol(
+    n: int, length: int, symbols: int = 8, noise: int = 4, rng=0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The memory task: read a symbol, then ``length - 1`` noise tokens, then name the symbol.
 
-    .. math:: x_{n,1}, \\dots, x_{n,T} \\sim \\mathcal U\\{0, \\dots, S-1\\}, \\qquad y_n = x_{n,1}
+    .. math:: y_n \\sim \\mathcal U\\{0, \\dots, S-1\\}, \\quad x_{n,1} = y_n, \\quad
+              x_{n,t} \\sim \\mathcal U\\{S, \\dots, S+M-1\\}\\ (t = 2, \\dots, T)
 
-    The other ``T - 1`` symbols are drawn from the same alphabet, so they are
-    distractors that carry no information about the label: to answer after
-    the last step a network must keep the first symbol in its state for
-    ``T - 1`` steps (the lag). Chance accuracy is ``1 / S``. Returns ``X
-    (n, T)`` int64 token ids and ``y (n,)`` int64. A simplified form of the
-    long-lag tasks of Hochreiter & Schmidhuber (1997). Chapter 6.
+    The first token is one of ``S = symbols`` symbols; the other ``T - 1``
+    are drawn from ``M = noise`` distractor tokens that carry no information
+    about the label. To answer after the last step a network must keep the
+    first token in its state for ``T - 1`` steps (the lag). Chance accuracy
+    is ``1 / S``; the vocabulary has ``S + M`` tokens. Returns ``X (n, T)``
+    int64 token ids and ``y (n,)`` int64. A simplified form of the long
+    time-lag tasks of Hochreiter & Schmidhuber (1997). Chapter 6.
     """
     n = check_positive_int(n, "n")
     length = check_positive_int(length, "length")
     symbols = check_positive_int(symbols, "symbols", minimum=2)
-    X = as_generator(rng).integers(0, symbols, size=(n, length), dtype=np.int64)
-    return X, X[:, 0].copy()
+    noise = check_positive_int(noise, "noise")
+    gen = as_generator(rng)
+    y = gen.integers(0, symbols, size=n, dtype=np.int64)
+    X = gen.integers(symbols, symbols + noise, size=(n, length), dtype=np.int64)
+    X[:, 0] = y
+    return X, y
 
 
 def digit_sequences(

@@ -218,6 +218,7 @@ def sequence_classifier(
     *,
     read: str = "last",
     rng: np.random.Generator | int,
+    dtype=np.float64,
     **rnn_options,
 ) -> Sequential:
     """``Sequential(Embedding(vocab, embed), RecurrentClassifier(...))`` for token ids ``(N, T)``.
@@ -228,8 +229,8 @@ def sequence_classifier(
     """
     gen = as_generator(rng)
     return Sequential(
-        Embedding(vocab, embed, rng=gen),
-        RecurrentClassifier(kind, embed, hidden, classes, read=read, rng=gen, **rnn_options),
+        Embedding(vocab, embed, rng=gen, dtype=dtype),
+        RecurrentClassifier(kind, embed, hidden, classes, read=read, rng=gen, dtype=dtype, **rnn_options),
     )
 
 

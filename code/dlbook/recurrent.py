@@ -236,23 +236,31 @@ class LSTMCell(_Cell):
         # one tanh for all gates: sigma(a) = 0.5 + 0.5 tanh(a / 2) (i, f, o); tanh(a) for g
         half = np.full(4 * H, 0.5)
         half[2 * H : 3 * H] = 1.0
-        self._scale = half  # multiplies a before the tanh, and tanh after it
-        self._shift = np.where(half == 0.5, 0.5, 0.0)  # added after
+        shift = np.where(half == 0.5, 0.5, 0.0)
+        # the scale multiplies a before the tanh and the tanh after it; the shift is added after
+        self._consts = {np.dtype(t): (half.astype(t), shift.astype(t)) for t in (np.float32, np.float64)}
 
     def _biases(self, dt) -> dict[str, np.ndarray]:
         b = np.zeros(4 * self.hidden_size, dtype=dt)
         b[self.hidden_size : 2 * self.hidden_size] = self.forget_bias
         return {"b": b}
 
+    def _gates(self, xw: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
+        """``[i, f, g, o] (N, 4H)`` from the input projection ``xw`` and ``h_prev``."""
+        dt = xw.dtype
+        a = h_prev @ self._params["W_h"].astype(dt, copy=False)  # (N, 4H)
+        a += xw
+        scale, shift = self._consts[dt]
+        a *= scale
+        gates = np.tanh(a, out=a)
+        gates *= scale
+        gates += shift  # i, f, o in (0, 1); g in (-1, 1)
+        return gates
+
     def _step(self, xw: np.ndarray, state):
         h_prev, c_prev = state
         H = self.hidden_size
-        dt = xw.dtype
-        a = xw + h_prev @ self._params["W_h"].astype(dt, copy=False)  # (N, 4H)
-        scale = self._scale.astype(dt, copy=False)
-        gates = np.tanh(a * scale, out=a)
-        gates *= scale
-        gates += self._shift.astype(dt, copy=False)  # i, f, o in (0, 1); g in (-1, 1)
+        gates = self._gates(xw, h_prev)
         i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
         c = f * c_prev
         c += i * g
@@ -481,6 +489,28 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, *, rng, forget_bias: float = 1.0, dtype=np.float64):
         super().__init__(input_size, hidden_size, rng=rng, dtype=dtype, forget_bias=forget_bias)
+
+    def trace(self, xs: np.ndarray, state=None) -> dict[str, np.ndarray]:
+        """Every gate and state over time: ``{"i", "f", "g", "o", "c", "h"}``, each ``(N, T, H)``.
+
+        The same computation as :meth:`forward`, for plotting; nothing is kept
+        for a backward pass (the tape is untouched). Chapter 6 reads an LSTM's gates with it.
+        """
+        cell = self.cell
+        xs = cell._check_x(xs, 3)
+        N, T, _ = xs.shape
+        H = self.hidden_size
+        h, c = cell._check_state(state, N, xs.dtype)
+        xw = xs @ cell._params["W_x"].astype(xs.dtype, copy=False) + cell._input_bias(xs.dtype)  # (N, T, 4H)
+        out = {k: np.empty((N, T, H), dtype=xs.dtype) for k in "ifgoch"}
+        for t in range(T):
+            gates = cell._gates(xw[:, t], h)
+            for k, name in enumerate("ifgo"):
+                out[name][:, t] = gates[:, k * H : (k + 1) * H]
+            c = out["f"][:, t] * c + out["i"][:, t] * out["g"][:, t]
+            h = out["o"][:, t] * np.tanh(c)
+            out["c"][:, t], out["h"][:, t] = c, h
+        return out
 
     def __repr__(self) -> str:
         return f"LSTM({self.input_size}, {self.hidden_size}, forget_bias={self.cell.forget_bias:g})"
