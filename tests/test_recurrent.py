@@ -609,3 +609,40 @@ def test_lstm_trace_repeats_the_forward_pass_and_keeps_nothing(dtype):
     expected = {"i": sig[..., :H], "f": sig[..., H : 2 * H], "g": g, "o": sig[..., 3 * H :]}
     for k, v in expected.items():
         np.testing.assert_allclose(tr[k], v, **tol, err_msg=k)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_masked_padding_changes_nothing(kind):
+    """With mask (N, T), each padded sequence gives the outputs and final state of its unpadded self."""
+    layer = LAYERS[kind](D, H, rng=11)
+    xs = _randn(50, 3, 6, D)
+    lens = [6, 2, 4]
+    mask = np.arange(6)[None] < np.array(lens)[:, None]
+    state0 = _state(kind, 51, n=3)
+    hs, final = layer(xs, state0, mask=mask)
+    for n, length in enumerate(lens):
+        s0 = tuple(a[n : n + 1] for a in state0) if kind == "lstm" else state0[n : n + 1]
+        hs1, final1 = layer(xs[n : n + 1, :length], s0)
+        np.testing.assert_allclose(hs[n, :length], hs1[0], rtol=1e-13, atol=1e-15)
+        carried = np.broadcast_to(hs1[0, -1], hs[n, length:].shape)  # the last real output, repeated
+        np.testing.assert_allclose(hs[n, length:], carried, rtol=1e-13)
+        parts = zip(final, final1, strict=True) if kind == "lstm" else [(final, final1)]
+        for a, b in parts:
+            np.testing.assert_allclose(a[n], b[0], rtol=1e-13, atol=1e-15)
+    layer._tape.clear()
+    # padded inputs get no gradient; gradcheck covers inputs, initial state and parameters
+    layer(xs, state0, mask=mask)
+    dxs, _ = layer.backward(_randn(52, 3, 6, H), None)
+    assert np.all(dxs[~mask] == 0)
+    dl.core.gradcheck(layer, xs, state0, options={"mask": mask})
+    all_true = np.ones((3, 6), dtype=bool)
+    np.testing.assert_array_equal(layer(xs, state0, mask=all_true)[0], layer(xs, state0)[0])
+
+
+def test_mask_must_be_bool_of_shape_n_t():
+    layer = GRU(D, H, rng=0)
+    xs = _randn(53, 2, 4, D)
+    with pytest.raises(TypeError, match="mask must be a bool array"):
+        layer(xs, mask=np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 4\)"):
+        layer(xs, mask=np.ones((2, 3), dtype=bool))

@@ -387,8 +387,17 @@ class _Recurrent(Module):
         self.input_size = self.cell.input_size
         self.hidden_size = self.cell.hidden_size
 
-    def forward(self, xs: np.ndarray, state=None):
-        """``xs (N, T, D)`` and the initial state -> ``(hs (N, T, H), final state)``."""
+    def forward(self, xs: np.ndarray, state=None, mask=None):
+        """``xs (N, T, D)`` and the initial state -> ``(hs (N, T, H), final state)``.
+
+        ``mask (N, T)`` bool (True = a real step), for right-padded batches of
+        sequences of different lengths: at a padded step the state is carried
+        over unchanged, ``h_t = h_{t-1}`` (and ``c_t = c_{t-1}``), and so is
+        its gradient, so the final state is each sequence's state after its
+        last real step and the padding changes nothing (what PyTorch's
+        ``pack_padded_sequence`` achieves). ``hs`` at a padded step repeats
+        the last real output.
+        """
         cell = self.cell
         xs = cell._check_x(xs, 3)
         N, T, _ = xs.shape
@@ -398,6 +407,7 @@ class _Recurrent(Module):
             )
         dt = xs.dtype
         state0 = cell._check_state(state, N, dt)
+        mask = self._check_mask(mask, N, T)
         H = self.hidden_size
         # all steps' input projections in one product: (N*T, D) @ (D, G*H)
         xw = (xs.reshape(N * T, -1) @ cell._params["W_x"].astype(dt, copy=False)).reshape(N, T, -1)
@@ -405,14 +415,32 @@ class _Recurrent(Module):
         hs = np.empty((N, T, H), dtype=dt)
         st = state0
         for t in range(T):
-            st = cell._step(xw[:, t], st)
+            new = cell._step(xw[:, t], st)
+            if mask is not None and not mask[:, t].all():
+                m = mask[:, t, None]
+                new = np.where(m, new, st) if cell.STATE_PARTS == 1 else tuple(
+                    np.where(m, a, b) for a, b in zip(new, st, strict=True)
+                )
+            st = new
             hs[:, t] = st if cell.STATE_PARTS == 1 else st[0]
-        self._save(xs, state0, hs)
+        self._save(xs, state0, hs, mask)
         return hs, st
+
+    def _check_mask(self, mask, N: int, T: int) -> np.ndarray | None:
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_:
+            name = type(self).__name__
+            raise TypeError(f"{name}: mask must be a bool array (True = a real step), got {mask.dtype}")
+        if mask.shape != (N, T):
+            name = type(self).__name__
+            raise ValueError(f"{name}: mask must have shape {(N, T)} like xs[..., 0], got {mask.shape}")
+        return None if mask.all() else mask
 
     def backward(self, dhs, dstate=None):
         """``(dhs (N, T, H), d final state)`` -> ``(dxs (N, T, D), d initial state)``; either may be None."""
-        xs, state0, hs = self._saved()
+        xs, state0, hs, mask = self._saved()
         cell = self.cell
         N, T, _ = xs.shape
         H = self.hidden_size
@@ -431,12 +459,19 @@ class _Recurrent(Module):
             dc = _check_grad(dstate[1], (N, H), dt, "dc_T", name)
         if dh is None:
             dh = np.zeros((N, H), dtype=dt)
+        if mask is not None and cell.STATE_PARTS == 2 and dc is None:
+            dc = np.zeros((N, H), dtype=dt)
         G = cell.GATES * H
         das = np.empty((N, T, G), dtype=dt)  # gradients of the input-side pre-activations
         dhws = np.empty((N, T, G), dtype=dt) if isinstance(cell, GRUCell) else None
         for t in range(T - 1, -1, -1):
             if dhs is not None:
                 dh = dh + dhs[:, t]
+            m = None if mask is None or mask[:, t].all() else mask[:, t, None]
+            if m is not None:  # a padded step passes its gradient straight to the previous state
+                skip_h, dh = np.where(m, 0, dh), np.where(m, dh, 0)
+                if dc is not None:
+                    skip_c, dc = np.where(m, 0, dc), np.where(m, dc, 0)
             da, dprev, extra = cell._step_back(dh if cell.STATE_PARTS == 1 else (dh, dc))
             das[:, t] = da
             if dhws is not None:
@@ -445,6 +480,10 @@ class _Recurrent(Module):
                 dh = dprev
             else:
                 dh, dc = dprev
+            if m is not None:
+                dh = dh + skip_h
+                if dc is not None:
+                    dc = dc + skip_c
         # the weight gradients as single large products over all steps
         h0 = state0 if cell.STATE_PARTS == 1 else state0[0]
         h_prevs = np.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # (N, T, H): h_{t-1}
