@@ -106,6 +106,8 @@ OWN_TESTS: dict[str, str] = {
     "RNN": "tests/test_recurrent.py",  # forward(xs, h0) -> (hs, h_T)
     "LSTM": "tests/test_recurrent.py",  # forward(xs, (h0, c0)) -> (hs, (h_T, c_T))
     "GRU": "tests/test_recurrent.py",
+    "DotProductAttention": "tests/test_attention.py",  # forward(q, k, v, mask) -> (context, weights)
+    "AdditiveAttention": "tests/test_attention.py",  # backward(dcontext, dweights) -> (dq, dk, dv)
 }
 
 

@@ -37,7 +37,16 @@ def _make(name, dtype=np.float64, rng=0):
 
 def _all_module_classes():
     classes = set()
-    for mod in (dl.core, dl.layers, dl.conv, dl.activations, dl.resnet, dl.recurrent, dl.models):
+    for mod in (
+        dl.core,
+        dl.layers,
+        dl.conv,
+        dl.activations,
+        dl.resnet,
+        dl.recurrent,
+        dl.models,
+        dl.attention,
+    ):
         for _, obj in inspect.getmembers(mod, inspect.isclass):
             if (
                 issubclass(obj, Module)

@@ -12,6 +12,7 @@ import importlib.metadata
 
 from . import (
     activations,
+    attention,
     conv,
     core,
     data,
@@ -19,12 +20,14 @@ from . import (
     layers,
     losses,
     models,
+    numbers,
     numerics,
     optim,
     probes,
     recurrent,
     regions,
     resnet,
+    seq2seq,
     train,
 )
 from .core import Module, Sequential, gradcheck, inference_mode, rel_error
@@ -37,6 +40,7 @@ __all__ = [
     "Module",
     "Sequential",
     "activations",
+    "attention",
     "conv",
     "core",
     "data",
@@ -47,6 +51,7 @@ __all__ = [
     "layers",
     "losses",
     "models",
+    "numbers",
     "numerics",
     "optim",
     "plot",
@@ -55,6 +60,7 @@ __all__ = [
     "regions",
     "resnet",
     "rel_error",
+    "seq2seq",
     "train",
     "widgets",
 ]
