@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from timing import median_ms
 
 import dlbook
 from dlbook import activations as act
@@ -31,14 +32,7 @@ REPEATS = 11
 
 
 def _median_ms(fn) -> float:
-    for _ in range(WARMUP):
-        fn()
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    return median_ms(fn, 1, WARMUP, REPEATS)
 
 
 def _torch_functions(torch, F) -> dict:

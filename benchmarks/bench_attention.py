@@ -30,7 +30,8 @@ import platform
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
+from timing import blas_libraries, median_ms
 
 import dlbook
 from dlbook import attention
@@ -44,16 +45,7 @@ ROWS = ("dot-product", "dot-product vs SDPA", "additive")
 
 
 def _median_ms(fn, calls: int = CALLS) -> float:
-    """Median over REPEATS of the mean time of one call of ``fn`` in a run of ``calls`` calls."""
-    for _ in range(WARMUP * calls):
-        fn()
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - t0) / calls)
-    return 1e3 * float(np.median(times))
+    return median_ms(fn, calls, WARMUP * calls, REPEATS)
 
 
 def _data():
@@ -135,11 +127,7 @@ def main() -> dict:
     ours, parts = {}, {}
     # -- NumPy side -------------------------------------------------------------
     with threadpool_limits(limits=1):
-        blas = [
-            f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')})"
-            for i in threadpool_info()
-            if i["user_api"] == "blas"
-        ]
+        blas = blas_libraries()
         for name, layer in layers.items():
 
             def call(layer=layer):

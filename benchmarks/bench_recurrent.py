@@ -22,7 +22,8 @@ import platform
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
+from timing import blas_libraries, median_ms
 
 import dlbook
 from dlbook import recurrent
@@ -36,16 +37,7 @@ REPEATS = 9
 
 
 def _median_ms(fn) -> float:
-    """Median over REPEATS of the mean time of one call of ``fn`` in a run of CALLS calls."""
-    for _ in range(WARMUP * CALLS):
-        fn()
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        for _ in range(CALLS):
-            fn()
-        times.append((time.perf_counter() - t0) / CALLS)
-    return 1e3 * float(np.median(times))
+    return median_ms(fn, CALLS, WARMUP * CALLS, REPEATS)
 
 
 def _data():
@@ -94,11 +86,7 @@ def main() -> dict:
     ours, parts = {}, {}
     # -- NumPy side -------------------------------------------------------------
     with threadpool_limits(limits=1):
-        blas = [
-            f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')})"
-            for i in threadpool_info()
-            if i["user_api"] == "blas"
-        ]
+        blas = blas_libraries()
         for kind in KINDS:
             layer = recurrent.recurrent_layer(kind, D, H, rng=0, dtype=np.float32)
 

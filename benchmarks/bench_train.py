@@ -20,7 +20,8 @@ import platform
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
+from timing import blas_libraries, median_ms
 
 import dlbook
 from dlbook import losses, models, optim
@@ -34,16 +35,7 @@ REPEATS = 9
 
 
 def _median_ms_per_step(fn) -> float:
-    """Median over REPEATS of the mean time of one call of ``fn`` in a run of STEPS calls."""
-    for _ in range(WARMUP * STEPS):
-        fn()
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        for _ in range(STEPS):
-            fn()
-        times.append((time.perf_counter() - t0) / STEPS)
-    return 1e3 * float(np.median(times))
+    return median_ms(fn, STEPS, WARMUP * STEPS, REPEATS)
 
 
 def _data():
@@ -106,11 +98,7 @@ def main() -> dict:
 
     # -- NumPy side -------------------------------------------------------------
     with threadpool_limits(limits=1):
-        blas = [
-            f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')})"
-            for i in threadpool_info()
-            if i["user_api"] == "blas"
-        ]
+        blas = blas_libraries()
         net = models.mlp(SIZES, "relu", rng=0, dtype=np.float32)
         opt = optim.Adam(net, lr=1e-3)
 

@@ -538,10 +538,10 @@ def test_bad_input_raises_clear_errors(kind):
         layer(q, k, v, mask="causal")
     # upstream gradients of the wrong shape
     layer(q, k, v)
-    with pytest.raises(ValueError, match=rf"{name}.backward: dcontext must have shape \(2, 3, 3\)"):
+    with pytest.raises(ValueError, match=rf"{name}.backward: dcontext must have .* shape \(2, 3, 3\)"):
         layer.backward(np.zeros((N, TQ, DV + 1)))
     layer(q, k, v)
-    with pytest.raises(ValueError, match=rf"{name}.backward: dweights must have shape \(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=rf"{name}.backward: dweights must have .* shape \(2, 3, 4\)"):
         layer.backward(np.zeros((N, TQ, DV)), np.zeros((N, TK, TQ)))
 
 

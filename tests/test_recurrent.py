@@ -479,7 +479,7 @@ def test_bad_input_raises_clear_errors(kind):
     with pytest.raises(ValueError, match=r"h0 must have shape \(N, H\) = \(2, 3\), got \(2, 4\)"):
         layer(xs, (bad_h, np.zeros((N, H))) if kind == "lstm" else bad_h)
     layer(xs)
-    with pytest.raises(ValueError, match=r"dhs must have shape \(2, 4, 3\)"):
+    with pytest.raises(ValueError, match=r"dhs must have the output.s shape \(2, 4, 3\)"):
         layer.backward(np.zeros((N, T + 1, H)), None)
 
 

@@ -73,7 +73,14 @@ import math
 import numpy as np
 
 from . import init as _init
-from .core import Module, as_generator, check_dtype, check_float_array, check_positive_int
+from .core import (
+    Module,
+    as_generator,
+    check_dtype,
+    check_float_array,
+    check_optional_dout,
+    check_positive_int,
+)
 from .numerics import masked_softmax, softmax
 
 __all__ = ["DotProductAttention", "AdditiveAttention", "attention_mask"]
@@ -200,8 +207,8 @@ class _Attention(Module):
         v, weights, cache = self._saved()
         who = type(self).__name__
         context_shape = weights.shape[:-1] + v.shape[-1:]
-        dcontext = _check_grad(dcontext, context_shape, weights.dtype, "dcontext", who)
-        dweights = _check_grad(dweights, weights.shape, weights.dtype, "dweights", who)
+        dcontext = check_optional_dout(dcontext, context_shape, weights.dtype, who, "dcontext")
+        dweights = check_optional_dout(dweights, weights.shape, weights.dtype, who, "dweights")
         if dcontext is None:
             dv = np.zeros_like(v)
             dw = np.zeros_like(weights) if dweights is None else dweights.copy()
@@ -221,15 +228,6 @@ class _Attention(Module):
         dq, dk = self._scores_backward(dscores, cache)
         return dq, dk, dv
 
-
-def _check_grad(d, shape: tuple, dtype, name: str, who: str) -> np.ndarray | None:
-    """An upstream gradient of the output's ``shape`` in the forward's dtype, or ``None`` (zero)."""
-    if d is None:
-        return None
-    d = check_float_array(d, name)
-    if d.shape != tuple(shape):
-        raise ValueError(f"{who}.backward: {name} must have shape {tuple(shape)}, got {d.shape}")
-    return d.astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------

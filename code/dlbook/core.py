@@ -105,14 +105,23 @@ def check_float_array(x, name: str = "x", ndim: int | None = None, min_ndim: int
     return x
 
 
-def check_dout(dout, shape: tuple, who: str) -> np.ndarray:
+def check_dout(dout, shape: tuple, who: str, name: str = "dout") -> np.ndarray:
     """Return the upstream gradient ``dout`` if it is a float array of the output's ``shape``."""
-    dout = check_float_array(dout, "dout")
+    dout = check_float_array(dout, name)
     if dout.shape != tuple(shape):
         raise ValueError(
-            f"{who}.backward: dout must have the output's shape {tuple(shape)}, got {dout.shape}"
+            f"{who}.backward: {name} must have the output's shape {tuple(shape)}, got {dout.shape}"
         )
     return dout
+
+
+def check_optional_dout(dout, shape: tuple, dtype, who: str, name: str = "dout") -> np.ndarray | None:
+    """``None`` (a zero gradient, for an output the loss does not use) or :func:`check_dout`'s
+    array in the forward pass's ``dtype``. Modules with several outputs (a recurrent layer's
+    outputs and final state, attention's context and weights) take each gradient this way."""
+    if dout is None:
+        return None
+    return check_dout(dout, shape, who, name).astype(dtype, copy=False)
 
 
 def check_dtype(dtype) -> np.dtype:

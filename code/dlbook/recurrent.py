@@ -58,7 +58,14 @@ import math
 
 import numpy as np
 
-from .core import Module, as_generator, check_dtype, check_float_array, check_positive_int
+from .core import (
+    Module,
+    as_generator,
+    check_dtype,
+    check_float_array,
+    check_optional_dout,
+    check_positive_int,
+)
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "recurrent_layer", "KINDS"]
 
@@ -76,15 +83,6 @@ def _check_state(h, n: int, hidden: int, dtype, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have shape (N, H) = ({n}, {hidden}), got {h.shape}")
     return h.astype(dtype, copy=False)
 
-
-def _check_grad(d, shape: tuple, dtype, name: str, who: str) -> np.ndarray | None:
-    """An upstream gradient of ``shape``, or ``None`` (meaning zero)."""
-    if d is None:
-        return None
-    d = check_float_array(d, name)
-    if d.shape != tuple(shape):
-        raise ValueError(f"{who}.backward: {name} must have shape {tuple(shape)}, got {d.shape}")
-    return d.astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------
@@ -446,17 +444,17 @@ class _Recurrent(Module):
         H = self.hidden_size
         dt = xs.dtype
         name = type(self).__name__
-        dhs = _check_grad(dhs, hs.shape, dt, "dhs", name)
+        dhs = check_optional_dout(dhs, hs.shape, dt, name, "dhs")
         if cell.STATE_PARTS == 1:
-            dh = _check_grad(dstate, (N, H), dt, "dh_T", name)
+            dh = check_optional_dout(dstate, (N, H), dt, name, "dh_T")
             dc = None
         else:
             if dstate is None:
                 dstate = (None, None)
             if not (isinstance(dstate, tuple) and len(dstate) == 2):
                 raise TypeError(f"{name}.backward expects dstate = (dh_T, dc_T); either may be None")
-            dh = _check_grad(dstate[0], (N, H), dt, "dh_T", name)
-            dc = _check_grad(dstate[1], (N, H), dt, "dc_T", name)
+            dh = check_optional_dout(dstate[0], (N, H), dt, name, "dh_T")
+            dc = check_optional_dout(dstate[1], (N, H), dt, name, "dc_T")
         if dh is None:
             dh = np.zeros((N, H), dtype=dt)
         if mask is not None and cell.STATE_PARTS == 2 and dc is None:
