@@ -29,6 +29,7 @@ from . import (
     resnet,
     seq2seq,
     train,
+    transformer,
 )
 from .core import Module, Sequential, gradcheck, inference_mode, rel_error
 
@@ -62,6 +63,7 @@ __all__ = [
     "rel_error",
     "seq2seq",
     "train",
+    "transformer",
     "widgets",
 ]
 

@@ -58,6 +58,7 @@ __all__ = [
     "CosineLR",
     "LinearLR",
     "LinearWarmup",
+    "InverseSqrtLR",
     "warmup_cosine",
     "matrices_only",
 ]
@@ -645,6 +646,29 @@ class LinearWarmup(LRScheduler):
         if self.after is not None:
             self.after.t = max(0, self.t - self.warmup_steps)
         return lr
+
+
+class InverseSqrtLR(LRScheduler):
+    """Linear warm-up to ``base_lr`` over ``warmup_steps``, then decay as the inverse square root.
+
+    .. math:: \\eta_t = \\eta_0 \\min\\Bigl(\frac{t + 1}{W}, \\sqrt{\frac{W}{t + 1}}\\Bigr)
+
+    The rate peaks at :math:`\\eta_0` on step :math:`t = W - 1` and halves
+    by :math:`t + 1 = 4W`. This is the schedule of Vaswani et al. (2017),
+    :math:`d^{-1/2} \\min(s^{-1/2}, s W^{-3/2})` with :math:`s = t + 1`,
+    whose peak is :math:`\\eta_0 = (d W)^{-1/2}` (d = 512, W = 4000 gives
+    7.0e-4); here the peak is the optimiser's rate, so the schedule does not
+    tie the learning rate to the model width. Chapter 9.
+    """
+
+    def __init__(self, optimizer: Optimizer, warmup_steps: int) -> None:
+        self.warmup_steps = check_positive_int(warmup_steps, "warmup_steps")
+        super().__init__(optimizer)
+
+    def lr_at(self, t: int) -> float:
+        s = self._check_t(t) + 1
+        w = self.warmup_steps
+        return self.base_lr * min(s / w, math.sqrt(w / s))
 
 
 def warmup_cosine(

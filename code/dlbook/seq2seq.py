@@ -87,6 +87,9 @@ class Memory:
         """Each example ``k`` times in a row (for ``k`` beams)."""
         return Memory(*(np.repeat(a, k, axis=0) for a in (self.enc_hs, self.h, self.src_mask)))
 
+    def __len__(self) -> int:
+        return len(self.h)
+
 
 class Seq2Seq(Module):
     """A GRU encoder-decoder, with a fixed context or with attention; see the module docstring.
@@ -196,6 +199,10 @@ class Seq2Seq(Module):
             enc_hs, h = self.encoder(self.src_embed(src), None, mask=src_mask)
         return Memory(enc_hs, h, src_mask)
 
+    def initial_state(self, memory: Memory, max_len: int) -> np.ndarray:
+        """The decoder's first state: the encoder's final state ``(N, H)`` (``max_len`` is unused)."""
+        return memory.h
+
     def step(self, y_prev: np.ndarray, s: np.ndarray, memory: Memory):
         """One decoder step in inference mode: ``y_prev (B,)``, state ``s (B, H)`` ->
         ``(log-probabilities (B, V), next state (B, H), attention weights (B, S) or None)``."""
@@ -244,8 +251,8 @@ def greedy_decode(model: Seq2Seq, src: np.ndarray, src_mask: np.ndarray, *, max_
     """Feed back the likeliest token at each step until ``<eos>`` or ``max_len`` tokens."""
     max_len = check_positive_int(max_len, "max_len")
     memory = model.encode(src, src_mask)
-    N = len(memory.h)
-    s, y = memory.h, np.full(N, BOS, dtype=np.int64)
+    N = len(memory)
+    s, y = model.initial_state(memory, max_len), np.full(N, BOS, dtype=np.int64)
     out = np.zeros((N, max_len), dtype=np.int64)
     lengths = np.full(N, max_len)
     log_prob = np.zeros(N)
@@ -300,10 +307,10 @@ def beam_search(
     if not alpha >= 0:
         raise ValueError(f"alpha must be >= 0, got {alpha!r}")
     memory = model.encode(src, src_mask)
-    N = len(memory.h)
+    N = len(memory)
     k = width
     mem = memory.repeat(k)
-    s = mem.h  # (N*k, H)
+    s = model.initial_state(mem, max_len)  # (N*k, H) or a Transformer's cache
     y = np.full(N * k, BOS, dtype=np.int64)
     raw = np.full((N, k), -np.inf)
     raw[:, 0] = 0.0  # one live prefix to start with
