@@ -46,6 +46,7 @@ def _all_module_classes():
         dl.recurrent,
         dl.models,
         dl.attention,
+        dl.transformer,
     ):
         for _, obj in inspect.getmembers(mod, inspect.isclass):
             if (

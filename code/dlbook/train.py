@@ -631,6 +631,11 @@ def fit_stream(
 
 def _quiet_worker() -> None:
     os.environ["DLBOOK_STATIC"] = "1"  # no progress bars from worker processes
+    # One BLAS thread per worker: two workers that each start OpenBLAS's threads on two cores
+    # oversubscribe them, and the spinning threads made a chapter's runs several times slower.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def parallel_map(fn: Callable, items: Sequence, processes: int = 2) -> list:
@@ -644,7 +649,8 @@ def parallel_map(fn: Callable, items: Sequence, processes: int = 2) -> list:
     ``model.state_dict()``, not models. Results come back in the order of
     ``items``. Where the platform cannot fork safely (anything but Linux) or
     ``processes == 1``, the calls run one after another in this process, with
-    the same results. Workers show no progress bars. Chapter 5.
+    the same results. Workers show no progress bars and use one BLAS thread
+    each. Chapter 5.
     """
     processes = check_positive_int(processes, "processes")
     items = list(items)

@@ -55,7 +55,7 @@ import numpy as np
 from .activations import Activation, SwiGLU
 from .attention import DotProductAttention
 from .core import Module, as_generator, check_dout, check_dtype, check_float_array, check_positive_int
-from .layers import Dropout, Embedding, Identity, LayerNorm, Linear
+from .layers import Dropout, Embedding, Identity, LayerNorm, Linear, init_weight
 from .numerics import log_softmax
 from .seq2seq import BOS, _check_ids, _check_src_mask
 
@@ -196,8 +196,9 @@ class MultiHeadAttention(Module):
     padding or ``(Tq, Tk)`` causal; one mask for all heads.
 
     Parameters are four :class:`~dlbook.layers.Linear` layers ``q``, ``k``,
-    ``v``, ``o`` of shape ``(d, d)``: ``q``, ``k``, ``v`` drawn
-    Xavier-uniform, ``o`` by ``nn.Linear``'s default, biases zero, as
+    ``v``, ``o`` of shape ``(d, d)``: ``q``, ``k``, ``v`` drawn together as
+    one Xavier-uniform ``(d, 3d)`` matrix (bound sqrt(6 / 4d)),
+    ``o`` by ``nn.Linear``'s default, biases zero, as
     ``torch.nn.MultiheadAttention`` does (its ``in_proj_weight`` stacks the
     transposes of ``q.W``, ``k.W``, ``v.W``). Head ``i`` uses columns
     ``i*d/h : (i+1)*d/h`` of each projection.
@@ -210,9 +211,11 @@ class MultiHeadAttention(Module):
         self.d_model, self.heads = _check_width(d_model, heads)
         gen = as_generator(rng)
         d = self.d_model
-        self.q = Linear(d, d, bias=bias, rng=gen, init="xavier_uniform", dtype=dtype)
-        self.k = Linear(d, d, bias=bias, rng=gen, init="xavier_uniform", dtype=dtype)
-        self.v = Linear(d, d, bias=bias, rng=gen, init="xavier_uniform", dtype=dtype)
+        # q, k, v drawn as one Xavier-uniform (d, 3d) matrix, as torch draws its in_proj_weight
+        packed = init_weight(d, 3 * d, gen, "xavier_uniform", check_dtype(dtype))
+        zeros = np.zeros(d, dtype=packed.dtype) if bias else None
+        q, k, v = (packed[:, i * d : (i + 1) * d] for i in range(3))
+        self.q, self.k, self.v = (Linear.from_weights(w, zeros) for w in (q, k, v))
         self.o = Linear(d, d, bias=bias, rng=gen, dtype=dtype)
         self.attn = DotProductAttention(scaled=True)
         self.weights = None
@@ -505,12 +508,18 @@ class TiedOutput(Module):
         self.params = {"b": np.zeros(embedding.num_embeddings, dtype=embedding._params["W"].dtype)}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = check_float_array(x, "x", min_ndim=2)
+        if x.shape[-1] != self.embedding.embedding_dim:
+            raise ValueError(
+                f"TiedOutput expected x of shape (..., {self.embedding.embedding_dim}), got {x.shape}"
+            )
         E = self.embedding._params["W"].astype(x.dtype, copy=False)
         self._save(x)
         return x @ E.T + self._params["b"].astype(x.dtype, copy=False)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         (x,) = self._saved()
+        dout = check_dout(dout, x.shape[:-1] + (self.embedding.num_embeddings,), "TiedOutput")
         E = self.embedding._params["W"]
         d2, x2 = dout.reshape(-1, dout.shape[-1]), x.reshape(-1, x.shape[-1])
         self.embedding._accumulate("W", d2.T @ x2)  # (V, M) @ (M, d)
@@ -551,7 +560,7 @@ class DecoderCache:
     t: int = 0
 
     def __getitem__(self, rows) -> DecoderCache:
-        return DecoderCache([a[rows] for a in self.k], [a[rows] for a in self.v], self.t)
+        return DecoderCache([a[rows].copy() for a in self.k], [a[rows].copy() for a in self.v], self.t)
 
     def __len__(self) -> int:
         return len(self.k[0])
