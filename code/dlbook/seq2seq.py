@@ -248,7 +248,13 @@ def _banned(V: int) -> np.ndarray:
 
 
 def greedy_decode(model: Seq2Seq, src: np.ndarray, src_mask: np.ndarray, *, max_len: int) -> Decoded:
-    """Feed back the likeliest token at each step until ``<eos>`` or ``max_len`` tokens."""
+    """Feed back the likeliest token at each step until ``<eos>`` or ``max_len`` tokens.
+
+    ``model`` is any decoder with ``encode(src, src_mask) -> memory`` (``len(memory)``
+    sequences, ``memory.repeat(k)``), ``initial_state(memory, max_len)`` and ``step(y_prev,
+    state, memory) -> (log-probabilities, next state, weights or None)``: a :class:`Seq2Seq`
+    (the state is a GRU's) or a :class:`dlbook.transformer.Transformer` (a key-value cache).
+    """
     max_len = check_positive_int(max_len, "max_len")
     memory = model.encode(src, src_mask)
     N = len(memory)
@@ -300,7 +306,8 @@ def beam_search(
     probabilities only fall as a prefix grows) or after ``max_len`` tokens,
     when unfinished prefixes count as they are. With ``width=1`` and
     ``alpha=0`` the result is :func:`greedy_decode`'s; with a width at least
-    the number of possible sequences it is exhaustive search.
+    the number of possible sequences it is exhaustive search. ``model`` is
+    as for :func:`greedy_decode`; the states are reordered with ``state[rows]``.
     """
     width = check_positive_int(width, "width")
     max_len = check_positive_int(max_len, "max_len")
