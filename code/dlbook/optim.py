@@ -651,7 +651,7 @@ class LinearWarmup(LRScheduler):
 class InverseSqrtLR(LRScheduler):
     """Linear warm-up to ``base_lr`` over ``warmup_steps``, then decay as the inverse square root.
 
-    .. math:: \\eta_t = \\eta_0 \\min\\Bigl(\frac{t + 1}{W}, \\sqrt{\frac{W}{t + 1}}\\Bigr)
+    .. math:: \\eta_t = \\eta_0 \\min\\Bigl(\\frac{t + 1}{W}, \\sqrt{\\frac{W}{t + 1}}\\Bigr)
 
     The rate peaks at :math:`\\eta_0` on step :math:`t = W - 1` and halves
     by :math:`t + 1 = 4W`. This is the schedule of Vaswani et al. (2017),
