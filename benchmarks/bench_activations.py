@@ -16,14 +16,13 @@ elementwise operation, while torch fuses a whole activation into one loop.
 
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import median_ms
+from timing import versions as timing_versions
 
-import dlbook
 from dlbook import activations as act
 
 N = 10**6
@@ -114,11 +113,7 @@ def main() -> list[dict]:
             torch.set_num_threads(threads)
 
     print("Activation forward + backward, 10^6 float32 values from N(0, 1), one thread")
-    versions = (
-        f"Python {platform.python_version()}, NumPy {np.__version__}, dlbook {dlbook.__version__}"
-    )
-    if torch is not None:
-        versions += f", torch {torch.__version__}"
+    versions = timing_versions(torch)
     print(versions)
     print(
         f"threads: NumPy 1 (threadpoolctl), torch {1 if torch is not None else '-'}; "

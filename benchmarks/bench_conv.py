@@ -17,14 +17,13 @@ ratios of 2.7 and 3.1 for im2col written as in textbooks.
 
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import blas_libraries, median_ms
+from timing import versions as timing_versions
 
-import dlbook
 from dlbook import conv
 
 CASES = [  # (N, C_in, C_out, H = W)
@@ -119,9 +118,7 @@ def main() -> dict:
             torch.set_num_threads(threads)
 
     print("Conv2d 3x3, padding 1, forward + backward (input, weight, bias), float32, one thread")
-    versions = f"Python {platform.python_version()}, NumPy {np.__version__}, dlbook {dlbook.__version__}"
-    if torch is not None:
-        versions += f", torch {torch.__version__}"
+    versions = timing_versions(torch)
     print(versions)
     print("BLAS: " + "; ".join(blas))
     print(

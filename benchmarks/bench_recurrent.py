@@ -18,14 +18,13 @@ Without torch only the dlbook column is printed.
 
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import blas_libraries, median_ms
+from timing import versions as timing_versions
 
-import dlbook
 from dlbook import recurrent
 from dlbook.core import inference_mode
 
@@ -124,9 +123,7 @@ def main() -> dict:
 
     print(f"LSTM and GRU, one layer, forward + backward through time, N={N}, T={T}, D=H={H}, float32")
     print("one thread on each side")
-    versions = f"Python {platform.python_version()}, NumPy {np.__version__}, dlbook {dlbook.__version__}"
-    if torch is not None:
-        versions += f", torch {torch.__version__}"
+    versions = timing_versions(torch)
     print(versions)
     print("BLAS: " + "; ".join(blas))
     print(

@@ -16,14 +16,13 @@ Without torch only the dlbook column is printed.
 
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import blas_libraries, median_ms
+from timing import versions as timing_versions
 
-import dlbook
 from dlbook import losses, models, optim
 from dlbook.core import inference_mode
 
@@ -144,9 +143,7 @@ def main() -> dict:
         f"One training step (forward + cross-entropy + backward + Adam) of a "
         f"{'-'.join(map(str, SIZES))} ReLU MLP, batch {BATCH}, float32, one thread"
     )
-    versions = f"Python {platform.python_version()}, NumPy {np.__version__}, dlbook {dlbook.__version__}"
-    if torch is not None:
-        versions += f", torch {torch.__version__}"
+    versions = timing_versions(torch)
     print(versions)
     print("BLAS: " + "; ".join(blas))
     print(

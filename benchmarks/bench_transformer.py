@@ -27,14 +27,13 @@ only the dlbook column is printed.
 from __future__ import annotations
 
 import math
-import platform
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from timing import blas_libraries, median_ms
+from timing import versions as timing_versions
 
-import dlbook
 from dlbook import losses, optim, seq2seq, train, transformer
 
 N, T, D, HEADS, FF, LAYERS, V = 64, 32, 128, 4, 512, 2, 64
@@ -127,9 +126,7 @@ def main() -> dict:
         f"N={N}, T={T}, vocabulary {V}, float32, AdamW"
     )
     print("one thread on each side")
-    versions = f"Python {platform.python_version()}, NumPy {np.__version__}, dlbook {dlbook.__version__}"
-    if torch is not None:
-        versions += f", torch {torch.__version__}"
+    versions = timing_versions(torch)
     print(versions)
     print("BLAS: " + "; ".join(blas))
     print(f"median of {REPEATS} runs of {CALLS} steps after {WARMUP * CALLS} warm-up steps")

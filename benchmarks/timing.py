@@ -7,10 +7,13 @@ or ``python benchmarks/bench_conv.py``), so Python puts the folder on
 
 from __future__ import annotations
 
+import platform
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_info
+
+import dlbook
 
 
 def median_ms(fn, calls: int, warmup: int, repeats: int) -> float:
@@ -34,3 +37,9 @@ def blas_libraries() -> list[str]:
         for i in threadpool_info()
         if i["user_api"] == "blas"
     ]
+
+
+def versions(torch=None) -> str:
+    """``"Python 3.11.7, NumPy 2.4.6, dlbook 0.2.0, torch 2.13.0+cpu"`` (torch only if given)."""
+    text = f"Python {platform.python_version()}, NumPy {np.__version__}, dlbook {dlbook.__version__}"
+    return text if torch is None else f"{text}, torch {torch.__version__}"
