@@ -37,6 +37,13 @@ CONFIGS = [
     ("adam+wd", optim.Adam, "Adam", {"lr": 0.01, "weight_decay": 0.1}),
     ("adamw", optim.AdamW, "AdamW", {"lr": 0.01, "weight_decay": 0.1}),
     ("adamw-default", optim.AdamW, "AdamW", {}),
+    ("adagrad", optim.Adagrad, "Adagrad", {"lr": 0.1}),
+    ("adagrad-all", optim.Adagrad, "Adagrad",
+     {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.5, "eps": 1e-3}),
+    ("rmsprop", optim.RMSprop, "RMSprop", {}),
+    ("rmsprop-momentum", optim.RMSprop, "RMSprop", {"lr": 0.01, "alpha": 0.9, "momentum": 0.8}),
+    ("rmsprop-centered", optim.RMSprop, "RMSprop",
+     {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.1, "eps": 1e-4}),
 ]
 
 
@@ -124,6 +131,8 @@ def _quadratic(dim=6, seed=0):
         lambda m: optim.SGD(m, 0.02, momentum=0.9, nesterov=True),
         lambda m: optim.Adam(m, 0.05),
         lambda m: optim.AdamW(m, 0.05, weight_decay=0.0),
+        lambda m: optim.Adagrad(m, 0.5),
+        lambda m: optim.RMSprop(m, 0.01, momentum=0.5),
     ],
 )
 def test_descends_a_convex_quadratic(make):
@@ -160,6 +169,40 @@ def test_adamw_decays_weights_without_a_gradient():
     np.testing.assert_allclose(np.abs(plain.params["W"] - p0), 0.1, rtol=1e-6)
 
 
+def test_adaptive_first_steps_are_the_formulas():
+    """Adagrad's first step is lr * sign(g); RMSprop's is lr * sign(g) / sqrt(1 - alpha)."""
+    g = _grad_sequence(1)[0]
+    for opt_cls, kwargs, size in [(optim.Adagrad, {"lr": 0.1, "eps": 0.0}, 0.1),
+                                  (optim.RMSprop, {"lr": 0.01, "alpha": 0.96, "eps": 0.0}, 0.05)]:
+        m = Params()
+        p0 = {k: p.copy() for k, p in m.params.items()}
+        for k, v in g.items():
+            m.grads[k][...] = v
+        opt_cls(m, **kwargs).step()
+        for k in p0:
+            np.testing.assert_allclose(p0[k] - m.params[k], size * np.sign(g[k]), rtol=1e-12)
+
+
+def test_adagrad_steps_shrink_like_one_over_root_t():
+    """A constant gradient: Adagrad's t-th step is lr / sqrt(t); RMSprop's falls to lr."""
+    steps = {}
+    for name, make in [("adagrad", lambda m: optim.Adagrad(m, 0.1)),
+                       ("rmsprop", lambda m: optim.RMSprop(m, 0.1))]:
+        m = Params()
+        opt = make(m)
+        out = []
+        for _ in range(400):
+            before = m.params["b"].copy()
+            m.grads["b"][...] = 2.0
+            opt.step()
+            out.append(before[0] - m.params["b"][0])
+        steps[name] = np.array(out)
+    t = np.arange(1, 401)
+    np.testing.assert_allclose(steps["adagrad"], 0.1 / np.sqrt(t), rtol=1e-9)
+    # v_t = (1 - 0.99^t) g^2: the step lr / sqrt(1 - 0.99^t) starts 10x lr (no bias correction)
+    np.testing.assert_allclose(steps["rmsprop"], 0.1 / np.sqrt(1 - 0.99**t), rtol=1e-7)
+
+
 def test_bad_arguments_raise_clear_errors():
     m = Params()
     with pytest.raises(ValueError, match="lr must be positive"):
@@ -186,6 +229,16 @@ def test_bad_arguments_raise_clear_errors():
         optim.SGD(m, 0.1, momentum=1.5)
     with pytest.raises(ValueError, match="weight_decay must be >= 0"):
         optim.AdamW(m, weight_decay=-0.1)
+    with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\)"):
+        optim.RMSprop(m, alpha=1.0)
+    with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\)"):
+        optim.RMSprop(m, momentum=-0.1)
+    with pytest.raises(TypeError, match="centered must be True or False"):
+        optim.RMSprop(m, centered=1)
+    with pytest.raises(ValueError, match="lr_decay must be >= 0"):
+        optim.Adagrad(m, lr_decay=-1.0)
+    with pytest.raises(ValueError, match="initial_accumulator_value must be >= 0"):
+        optim.Adagrad(m, initial_accumulator_value=-1.0)
     with pytest.raises(TypeError, match="dlbook Module"):
         optim.SGD([np.zeros(3)], 0.1)
     opt = optim.SGD(m, 0.1)

@@ -11,8 +11,8 @@ e.g. ``lambda name, p: p.ndim >= 2`` (matrices and kernels, not biases or
 normalisation gains), as Transformer recipes do.
 
 Every update follows PyTorch's formulation exactly (``torch.optim.SGD``,
-``Adam``, ``AdamW``; the tests compare against them in float64), so a reader
-can move between this code and PyTorch without surprises. The updates are
+``Adam``, ``AdamW``, ``Adagrad``, ``RMSprop``; the tests compare against them
+in float64), so a reader can move between this code and PyTorch without surprises. The updates are
 written with ``out=`` and preallocated scratch arrays: one Adam step is a
 dozen vector operations per parameter array and allocates nothing. Constants
 are Python floats, so float32 parameters stay float32.
@@ -31,6 +31,9 @@ References
 - Sutskever, Martens, Dahl & Hinton (2013). On the importance of initialization and
   momentum in deep learning.
 - Kingma & Ba (2015). Adam: A Method for Stochastic Optimization.
+- Duchi, Hazan & Singer (2011). Adaptive Subgradient Methods for Online Learning and
+  Stochastic Optimization.
+- Tieleman & Hinton (2012). Lecture 6.5, rmsprop. Neural Networks for Machine Learning.
 - Loshchilov & Hutter (2019). Decoupled Weight Decay Regularization.
 - Loshchilov & Hutter (2017). SGDR: Stochastic Gradient Descent with Warm Restarts.
 - Goyal et al. (2017). Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour.
@@ -51,6 +54,8 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "Adagrad",
+    "RMSprop",
     "clip_grad_norm",
     "grad_norm",
     "LRScheduler",
@@ -417,6 +422,173 @@ class AdamW(Adam):
         decay_filter: Callable | None = None,
     ) -> None:
         super().__init__(model, lr, betas, eps, weight_decay, decay_filter)
+
+
+# -- Adagrad and RMSprop --------------------------------------------------------------
+
+
+class Adagrad(Optimizer):
+    """Adagrad: each coordinate's step divided by the root of its summed squared gradients.
+
+    With :math:`d_t = g_t + \\lambda\\theta_{t-1}` (L2 weight decay), as
+    ``torch.optim.Adagrad`` computes it:
+
+    .. math::
+        s_t = s_{t-1} + d_t^2, \\qquad
+        \\theta_t = \\theta_{t-1} - \\frac{\\eta_t\\, d_t}{\\sqrt{s_t} + \\epsilon},
+        \\qquad \\eta_t = \\frac{\\eta}{1 + (t-1)\\,\\text{lr\\_decay}}
+
+    :math:`s_0` is ``initial_accumulator_value``. The sum never shrinks, so the
+    steps of a coordinate with large past gradients stay small for good: good
+    for sparse features, too cautious for long non-convex runs (which is what
+    RMSprop and Adam change). Duchi, Hazan & Singer (2011), *Adaptive
+    Subgradient Methods for Online Learning and Stochastic Optimization*.
+    Shapes: any; state ``sum`` (like the parameter) and ``step``. Chapter 3.
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        decay_filter: Callable | None = None,
+    ) -> None:
+        super().__init__(model, lr, decay_filter)
+        self.lr_decay = _real(lr_decay, "lr_decay")
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        self.initial_accumulator_value = _real(initial_accumulator_value, "initial_accumulator_value")
+        self.eps = _real(eps, "eps")
+        for name in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        wd = self.weight_decay if self._decays[key] else 0.0
+        st = self._state(key, p)
+        if "sum" not in st:
+            st["sum"], st["step"] = np.full_like(p, self.initial_accumulator_value), 0
+        st["step"] += 1
+        s1, s2 = self._buffer(key, p), self._buffer(key, p, 1)
+        d = g
+        if wd != 0.0:
+            d = np.multiply(p, wd, out=s1)
+            d += g
+        np.multiply(d, d, out=s2)
+        st["sum"] += s2
+        np.sqrt(st["sum"], out=s2)
+        s2 += self.eps
+        np.divide(d, s2, out=s2)
+        s2 *= lr / (1.0 + (st["step"] - 1) * self.lr_decay)
+        p -= s2
+
+    def _hyper(self) -> str:
+        out = f"lr={self.lr:g}, eps={self.eps:g}"
+        if self.lr_decay:
+            out += f", lr_decay={self.lr_decay:g}"
+        return out + (f", weight_decay={self.weight_decay:g}" if self.weight_decay else "")
+
+
+class RMSprop(Optimizer):
+    """RMSprop: each coordinate's step divided by a running RMS of its recent gradients.
+
+    With :math:`d_t = g_t + \\lambda\\theta_{t-1}` (L2 weight decay), as
+    ``torch.optim.RMSprop`` computes it:
+
+    .. math::
+        v_t = \\alpha v_{t-1} + (1-\\alpha) d_t^2, \\qquad
+        u_t = \\frac{d_t}{\\sqrt{v_t} + \\epsilon}, \\qquad
+        \\theta_t = \\theta_{t-1} - \\eta\\, u_t
+
+    (with ``momentum`` :math:`\\mu > 0`: :math:`b_t = \\mu b_{t-1} + u_t`,
+    :math:`\\theta_t = \\theta_{t-1} - \\eta b_t`; with ``centered=True`` the
+    running mean :math:`m_t` of :math:`d_t` is tracked too and
+    :math:`\\sqrt{v_t - m_t^2}` replaces :math:`\\sqrt{v_t}`). :math:`v_0 = 0`
+    and, unlike Adam, no bias correction: the first steps are larger than
+    :math:`\\eta` by up to :math:`1/\\sqrt{1-\\alpha}`. Adam is RMSprop with
+    momentum on the gradient and that correction. Tieleman & Hinton (2012),
+    lecture 6.5 of *Neural Networks for Machine Learning*; the centred form is
+    Graves (2013). Shapes: any; state ``square_avg`` (``grad_avg``,
+    ``momentum_buffer``) like the parameter. Chapter 3.
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        decay_filter: Callable | None = None,
+    ) -> None:
+        super().__init__(model, lr, decay_filter)
+        self.alpha = _real(alpha, "alpha")
+        if not 0.0 <= self.alpha < 1.0:
+            raise ValueError(f"alpha must lie in [0, 1), got {alpha}")
+        self.eps = _real(eps, "eps")
+        self.weight_decay = _real(weight_decay, "weight_decay")
+        for name in ("eps", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self.momentum = _real(momentum, "momentum")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        if not isinstance(centered, bool):
+            raise TypeError(f"centered must be True or False, got {centered!r}")
+        self.centered = centered
+
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        wd = self.weight_decay if self._decays[key] else 0.0
+        a = self.alpha
+        st = self._state(key, p)
+        if "square_avg" not in st:
+            st["square_avg"] = np.zeros_like(p)
+            if self.centered:
+                st["grad_avg"] = np.zeros_like(p)
+            if self.momentum:
+                st["momentum_buffer"] = np.zeros_like(p)
+        s1, s2 = self._buffer(key, p), self._buffer(key, p, 1)
+        d = g
+        if wd != 0.0:
+            d = np.multiply(p, wd, out=s1)
+            d += g
+        v = st["square_avg"]
+        v *= a
+        np.multiply(d, d, out=s2)
+        s2 *= 1.0 - a
+        v += s2
+        if self.centered:
+            m = st["grad_avg"]
+            np.subtract(d, m, out=s2)  # m <- a m + (1 - a) d
+            s2 *= 1.0 - a
+            m += s2
+            np.multiply(m, m, out=s2)
+            np.subtract(v, s2, out=s2)
+            np.sqrt(s2, out=s2)
+        else:
+            np.sqrt(v, out=s2)
+        s2 += self.eps
+        np.divide(d, s2, out=s2)  # u = d / (rms + eps)
+        if self.momentum:
+            b = st["momentum_buffer"]
+            b *= self.momentum
+            b += s2
+            np.multiply(b, lr, out=s2)
+        else:
+            s2 *= lr
+        p -= s2
+
+    def _hyper(self) -> str:
+        out = f"lr={self.lr:g}, alpha={self.alpha:g}, eps={self.eps:g}"
+        if self.momentum:
+            out += f", momentum={self.momentum:g}"
+        if self.centered:
+            out += ", centered=True"
+        return out + (f", weight_decay={self.weight_decay:g}" if self.weight_decay else "")
 
 
 # -- gradient clipping -------------------------------------------------------------
