@@ -589,3 +589,87 @@ def test_batchnorm2d_state_dict_holds_the_running_statistics():
     np.testing.assert_array_equal(fresh.running_var, bn.running_var)
     x = rng.standard_normal((1, 3, 2, 2))
     np.testing.assert_array_equal(fresh.eval()(x), bn.eval()(x))
+
+
+# =============================================================================
+# Dilation, groups, depthwise and 1x1 convolutions
+# =============================================================================
+GROUPED = [  # (C_in, C_out, kernel, stride, padding, dilation, groups)
+    (4, 6, 3, 1, 1, 1, 2),
+    (3, 3, 3, 1, 1, 1, 3),  # depthwise
+    (3, 6, (3, 2), (2, 1), (1, 0), 1, 3),  # depthwise with a channel multiplier of 2
+    (2, 3, 3, 1, 2, 2, 1),  # dilated
+    (4, 4, (3, 2), (1, 2), (2, 1), (2, 3), 2),  # dilated and grouped
+    (5, 2, 1, 1, 0, 1, 1),  # 1x1: channel mixing at every pixel
+    (4, 8, 2, 2, 0, 3, 4),
+]
+
+
+@pytest.mark.parametrize("case", GROUPED, ids=[str(c) for c in GROUPED])
+def test_dilated_and_grouped_conv2d_against_torch(case):
+    torch = _torch()
+    F = torch.nn.functional
+    c_in, c_out, k, s, p, d, g = case
+    rng = np.random.default_rng(len(str(case)))
+    layer = Conv2d(c_in, c_out, k, stride=s, padding=p, dilation=d, groups=g, rng=3)
+    assert layer.params["W"].shape[:2] == (c_out, c_in // g)
+    layer.params["b"][:] = rng.standard_normal(c_out)
+    x = rng.standard_normal((2, c_in, 9, 8))
+    y = layer(x)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(layer.params["W"], requires_grad=True)
+    bt = torch.tensor(layer.params["b"], requires_grad=True)
+    yt = F.conv2d(xt, wt, bt, stride=s, padding=p, dilation=d, groups=g)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W"], wt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["b"], bt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", GROUPED[:5], ids=[str(c) for c in GROUPED[:5]])
+def test_dilated_and_grouped_conv2d_gradcheck(case):
+    c_in, c_out, k, s, p, d, g = case
+    layer = Conv2d(c_in, c_out, k, stride=s, padding=p, dilation=d, groups=g, init="he", rng=2)
+    errors = dl.gradcheck(layer, np.random.default_rng(0).standard_normal((2, c_in, 7, 6)))
+    assert set(errors) == {"x", "W", "b"}
+
+
+def test_depthwise_conv_keeps_channels_apart_and_1x1_only_mixes_them():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6))
+    dw = Conv2d(3, 3, 3, padding=1, groups=3, bias=False, rng=0)
+    x2 = x.copy()
+    x2[:, 1] += 1.0  # change channel 1 only
+    diff = np.abs(dw(x2) - dw(x)).max(axis=(0, 2, 3))
+    assert diff[1] > 0 and diff[0] == diff[2] == 0.0
+    pw = Conv2d(3, 4, 1, bias=False, rng=0)  # a 1x1 convolution is a matrix product per pixel
+    expected = np.einsum("oc,nchw->nohw", pw.params["W"][:, :, 0, 0], x)
+    np.testing.assert_allclose(pw(x), expected, rtol=1e-13)
+
+
+def test_dilation_spreads_the_taps():
+    """A dilated kernel is the plain kernel with d - 1 zeros between its taps."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 2, 9, 9))
+    dil = Conv2d(2, 3, 3, dilation=2, rng=0)
+    wide = Conv2d(2, 3, 5, rng=0)
+    wide.params["W"][...] = 0.0
+    wide.params["W"][:, :, ::2, ::2] = dil.params["W"]
+    np.testing.assert_allclose(dil(x), wide(x), rtol=1e-13)
+    assert conv_output_size(9, 3, 1, 0, dilation=2) == dil(x).shape[-1] == 5
+
+
+def test_grouped_conv_bad_arguments():
+    with pytest.raises(ValueError, match="groups=2 must divide in_channels=3"):
+        Conv2d(3, 4, 3, groups=2, rng=0)
+    with pytest.raises(ValueError, match="must divide"):
+        Conv2d(4, 3, 3, groups=2, rng=0)
+    with pytest.raises(ValueError):
+        Conv2d(4, 4, 3, dilation=0, rng=0)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        Conv2d(1, 1, 3, dilation=3, rng=0)(np.zeros((1, 1, 6, 6)))
+    with pytest.raises(ValueError, match="dilated by 3"):
+        conv_output_size(6, 3, dilation=3)

@@ -20,6 +20,10 @@ References
   Document Recognition. Proceedings of the IEEE.
 - Chellapilla, Puri & Simard (2006). High Performance Convolutional Neural
   Networks for Document Processing (convolution as im2col + matrix product).
+- Yu & Koltun (2016). Multi-Scale Context Aggregation by Dilated Convolutions. ICLR.
+- Chollet (2017). Xception: Deep Learning with Depthwise Separable Convolutions. CVPR.
+- Howard et al. (2017). MobileNets: Efficient Convolutional Neural Networks for Mobile
+  Vision Applications. arXiv:1704.04861.
 - Dumoulin & Visin (2016). A guide to convolution arithmetic for deep
   learning. arXiv:1603.07285 (output sizes, padding, stride).
 """
@@ -52,24 +56,31 @@ def _pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
     return (v, v)
 
 
-def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+def conv_output_size(
+    size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> int:
     """Output length of a convolution or pooling along one axis.
 
-    .. math:: n_\\text{out} = \\Big\\lfloor \\frac{n + 2p - k}{s} \\Big\\rfloor + 1
+    .. math:: n_\\text{out} = \\Big\\lfloor \\frac{n + 2p - d(k-1) - 1}{s} \\Big\\rfloor + 1
 
-    Raises ``ValueError`` when the kernel is larger than the padded input
-    (Dumoulin & Visin 2016). Chapter 4.
+    (with dilation :math:`d = 1` this is :math:`\\lfloor (n + 2p - k)/s \\rfloor + 1`:
+    a kernel dilated by ``d`` spans :math:`d(k-1)+1` pixels). Raises
+    ``ValueError`` when the kernel is larger than the padded input (Dumoulin &
+    Visin 2016). Chapter 4.
     """
     size = check_positive_int(size, "size")
     kernel_size = check_positive_int(kernel_size, "kernel_size")
     stride = check_positive_int(stride, "stride")
     padding = check_positive_int(padding, "padding", minimum=0)
-    if kernel_size > size + 2 * padding:
+    dilation = check_positive_int(dilation, "dilation")
+    span = dilation * (kernel_size - 1) + 1
+    if span > size + 2 * padding:
         raise ValueError(
-            f"kernel of size {kernel_size} is larger than the padded input "
-            f"({size} + 2*{padding} = {size + 2 * padding})"
+            f"kernel of size {kernel_size}"
+            + (f" (dilated by {dilation}: span {span})" if dilation > 1 else "")
+            + f" is larger than the padded input ({size} + 2*{padding} = {size + 2 * padding})"
         )
-    return (size + 2 * padding - kernel_size) // stride + 1
+    return (size + 2 * padding - span) // stride + 1
 
 
 def _check_images(x, name: str = "x") -> np.ndarray:
@@ -79,10 +90,11 @@ def _check_images(x, name: str = "x") -> np.ndarray:
     return x
 
 
-def _geometry(shape, kernel, stride, padding):
+def _geometry(shape, kernel, stride, padding, dilation=(1, 1)):
     """Output height and width for ``shape = (N, C, H, W)``, with a clear error."""
     _, _, h, w = shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    (sh, sw), (ph, pw) = stride, padding
+    kh, kw = (d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))  # the span of a dilated kernel
     if kh > h + 2 * ph or kw > w + 2 * pw:
         raise ValueError(
             f"kernel {kh}x{kw} is larger than the padded input {h + 2 * ph}x{w + 2 * pw} "
@@ -109,24 +121,24 @@ def _slab(xp: np.ndarray, u: int, v: int, out_hw, stride) -> np.ndarray:
     return xp[:, :, u : u + sh * (ho - 1) + 1 : sh, v : v + sw * (wo - 1) + 1 : sw]
 
 
-def _im2col_cnhw(xp, kernel, stride, out_hw) -> np.ndarray:
+def _im2col_cnhw(xp, kernel, stride, out_hw, dilation=(1, 1)) -> np.ndarray:
     """Columns ``(C, kh, kw, N, Ho, Wo)`` from a padded ``(C, N, Hp, Wp)`` image, one slab copy per offset."""
     c, n = xp.shape[:2]
-    kh, kw = kernel
+    (kh, kw), (dh, dw) = kernel, dilation
     cols = np.empty((c, kh, kw, n) + tuple(out_hw), dtype=xp.dtype)
     for u in range(kh):
         for v in range(kw):
-            cols[:, u, v] = _slab(xp, u, v, out_hw, stride)
+            cols[:, u, v] = _slab(xp, u * dh, v * dw, out_hw, stride)
     return cols
 
 
-def _col2im_cnhw(cols, padded_shape, kernel, stride, out_hw) -> np.ndarray:
+def _col2im_cnhw(cols, padded_shape, kernel, stride, out_hw, dilation=(1, 1)) -> np.ndarray:
     """Adjoint of :func:`_im2col_cnhw`: add the columns back onto a ``(C, N, Hp, Wp)`` image."""
-    kh, kw = kernel
+    (kh, kw), (dh, dw) = kernel, dilation
     dxp = np.zeros(padded_shape, dtype=cols.dtype)
     for u in range(kh):
         for v in range(kw):
-            _slab(dxp, u, v, out_hw, stride)[...] += cols[:, u, v]
+            _slab(dxp, u * dh, v * dw, out_hw, stride)[...] += cols[:, u, v]
     return dxp
 
 
@@ -210,11 +222,11 @@ def conv2d_naive(
 
 
 class Conv2d(Module):
-    """2-D convolution (cross-correlation) with ``C_out`` kernels, stride and zero padding.
+    """2-D convolution (cross-correlation) with ``C_out`` kernels, stride, zero padding, dilation and groups.
 
     .. math::
         y_{n,o,i,j} = b_o + \\sum_{c=1}^{C}\\sum_{u,v} W_{o,c,u,v}\\,
-        x_\\text{pad}[n, c, s_h i + u, s_w j + v]
+        x_\\text{pad}[n, c, s_h i + d_h u, s_w j + d_w v]
 
     Computed as ``Y = W_2 X_col + b`` with ``W_2 = W.reshape(C_out, C kh kw)``
     and ``X_col = im2col(x)``; the backward pass is
@@ -226,18 +238,30 @@ class Conv2d(Module):
 
     with ``delta`` the upstream gradient as ``(C_out, N Ho Wo)``.
 
+    ``dilation`` :math:`d` spaces the kernel's taps :math:`d` pixels apart (a
+    3x3 kernel with :math:`d = 2` covers 5x5 with 9 weights; Yu & Koltun
+    2016). ``groups`` :math:`g` splits the channels into :math:`g` groups
+    convolved separately (output group :math:`j` sees only input group
+    :math:`j`): the weights shrink to ``(C_out, C_in / g, kh, kw)`` and the
+    products above become :math:`g` smaller ones. ``groups = C_in`` is a
+    *depthwise* convolution (one kernel per channel); followed by a 1x1
+    convolution (channel mixing only) it is the depthwise-separable
+    convolution of Xception and MobileNet (Chollet 2017; Howard et al. 2017).
+
     Shapes: ``x (N, C_in, H, W) -> (N, C_out, Ho, Wo)`` with
-    ``Ho = floor((H + 2 ph - kh) / sh) + 1`` (same for the width). ``params``:
-    ``"W" (C_out, C_in, kh, kw)`` (PyTorch's layout) and ``"b" (C_out,)``
-    when ``bias``. ``kernel_size``, ``stride`` and ``padding`` are ints or
-    pairs ``(h, w)``.
+    ``Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1`` (same for the
+    width). ``params``: ``"W" (C_out, C_in / groups, kh, kw)`` (PyTorch's
+    layout) and ``"b" (C_out,)`` when ``bias``. ``kernel_size``, ``stride``,
+    ``padding`` and ``dilation`` are ints or pairs ``(h, w)``; ``groups``
+    must divide both channel counts.
 
     ``rng`` (a seed or a Generator, required: no hidden default) draws the
     weights by the initialiser ``init``, named as for
     :class:`~dlbook.layers.Linear` (``"uniform"``: PyTorch's default
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)); ``"he"``, ``"xavier"``, ``"lecun"``
     and their ``_uniform`` variants), with ``fan_in = C_in kh kw`` and
-    ``fan_out = C_out kh kw``. The bias starts at zero. Every argument after
+    ``fan_out = C_out kh kw`` (``fan_in = (C_in / groups) kh kw`` with groups,
+    as PyTorch counts it). The bias starts at zero. Every argument after
     ``kernel_size`` is a keyword. The parameters are used in the input's
     dtype. One layer may be applied several times before the backward passes
     (each forward saves its own columns).
@@ -253,6 +277,8 @@ class Conv2d(Module):
         *,
         stride=1,
         padding=0,
+        dilation=1,
+        groups: int = 1,
         bias: bool = True,
         init: str = "uniform",
         rng: np.random.Generator | int,
@@ -266,15 +292,23 @@ class Conv2d(Module):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
         self.padding = _pair(padding, "padding", 0)
+        self.dilation = _pair(dilation, "dilation")
+        self.groups = check_positive_int(groups, "groups")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"groups={self.groups} must divide in_channels={self.in_channels} "
+                f"and out_channels={self.out_channels}"
+            )
         fn = INIT_METHODS.get(init) if isinstance(init, str) else None
         if fn is None:
             raise ValueError(f"unknown init {init!r}; expected one of {tuple(INIT_METHODS)}")
         dt = check_dtype(dtype)
         kh, kw = self.kernel_size
         area = kh * kw
-        shape = (self.out_channels, self.in_channels, kh, kw)
+        c_in = self.in_channels // self.groups
+        shape = (self.out_channels, c_in, kh, kw)
         gen = as_generator(rng)
-        params = {"W": fn(self.in_channels * area, self.out_channels * area, gen, shape=shape, dtype=dt)}
+        params = {"W": fn(c_in * area, self.out_channels * area, gen, shape=shape, dtype=dt)}
         if bias:
             params["b"] = np.zeros(self.out_channels, dtype=dt)
         self.params = params
@@ -290,13 +324,20 @@ class Conv2d(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._check(x)
-        n = x.shape[0]
-        out_hw = _geometry(x.shape, self.kernel_size, self.stride, self.padding)
+        n, g = x.shape[0], self.groups
+        out_hw = _geometry(x.shape, self.kernel_size, self.stride, self.padding, self.dilation)
         xp = _padded_cnhw(x, self.padding)  # (C, N, Hp, Wp)
-        cols = _im2col_cnhw(xp, self.kernel_size, self.stride, out_hw)  # (C, kh, kw, N, Ho, Wo)
-        cols = cols.reshape(-1, n * out_hw[0] * out_hw[1])  # (C kh kw, N Ho Wo)
-        w2 = self._params["W"].reshape(self.out_channels, -1).astype(x.dtype, copy=False)  # (C_out, C kh kw)
-        y = w2 @ cols  # (C_out, N Ho Wo)
+        # (C, kh, kw, N, Ho, Wo):
+        cols = _im2col_cnhw(xp, self.kernel_size, self.stride, out_hw, self.dilation)
+        if g == 1:
+            cols = cols.reshape(-1, n * out_hw[0] * out_hw[1])  # (C kh kw, N Ho Wo)
+            # (C_out, C kh kw):
+            w2 = self._params["W"].reshape(self.out_channels, -1).astype(x.dtype, copy=False)
+            y = w2 @ cols  # (C_out, N Ho Wo)
+        else:  # one product per group: (g, C_out/g, C/g kh kw) @ (g, C/g kh kw, N Ho Wo)
+            cols = cols.reshape(g, -1, n * out_hw[0] * out_hw[1])
+            w2 = self._params["W"].reshape(g, self.out_channels // g, -1).astype(x.dtype, copy=False)
+            y = np.matmul(w2, cols).reshape(self.out_channels, -1)  # (C_out, N Ho Wo)
         if "b" in self._params:
             y += self._params["b"].astype(x.dtype, copy=False)[:, None]
         self._save(x.shape, xp.shape, cols, out_hw)
@@ -308,24 +349,32 @@ class Conv2d(Module):
         n = x_shape[0]
         dout = check_dout(dout, (n, self.out_channels, *out_hw), "Conv2d")
         d2 = dout.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)  # -> (C_out, N Ho Wo)
-        W = self._params["W"]
-        self._accumulate("W", (d2 @ cols.T).reshape(W.shape))  # (C_out, C kh kw) -> (C_out, C, kh, kw)
+        W, g = self._params["W"], self.groups
         if "b" in self._params:
             self._accumulate("b", d2.sum(axis=1))
-        w2 = W.reshape(self.out_channels, -1).astype(d2.dtype, copy=False)
-        # (C kh kw, N Ho Wo), written over cols (used up by dW above; this tape entry is popped):
-        # one large allocation less per step, and no large block freed and faulted in again
-        dcols = np.matmul(w2.T, d2, out=cols) if cols.dtype == d2.dtype else w2.T @ d2
+        if g == 1:
+            self._accumulate("W", (d2 @ cols.T).reshape(W.shape))  # (C_out, C kh kw) -> (C_out, C, kh, kw)
+            w2 = W.reshape(self.out_channels, -1).astype(d2.dtype, copy=False)
+            # (C kh kw, N Ho Wo), written over cols (used up by dW above; this tape entry is popped):
+            # one large allocation less per step, and no large block freed and faulted in again
+            dcols = np.matmul(w2.T, d2, out=cols) if cols.dtype == d2.dtype else w2.T @ d2
+        else:  # per group: dW_j = delta_j cols_j^T, dcols_j = W_j^T delta_j
+            d3 = d2.reshape(g, self.out_channels // g, -1)
+            self._accumulate("W", np.matmul(d3, cols.transpose(0, 2, 1)).reshape(W.shape))
+            w2 = W.reshape(g, self.out_channels // g, -1).astype(d2.dtype, copy=False)
+            dcols = np.matmul(w2.transpose(0, 2, 1), d3)  # (g, C/g kh kw, N Ho Wo)
         kh, kw = self.kernel_size
         dcols = dcols.reshape(self.in_channels, kh, kw, n, *out_hw)  # (C, kh, kw, N, Ho, Wo)
-        dxp = _col2im_cnhw(dcols, padded_shape, self.kernel_size, self.stride, out_hw)  # (C, N, Hp, Wp)
+        dxp = _col2im_cnhw(dcols, padded_shape, self.kernel_size, self.stride, out_hw, self.dilation)
         (ph, pw), h, w = self.padding, x_shape[2], x_shape[3]
         return dxp[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)  # (N, C, H, W), a view
 
     def __repr__(self) -> str:
+        extra = (f", dilation={self.dilation}" if self.dilation != (1, 1) else "") + (
+            f", groups={self.groups}" if self.groups != 1 else "")
         return (
             f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, bias={'b' in self._params})"
+            f"stride={self.stride}, padding={self.padding}{extra}, bias={'b' in self._params})"
         )
 
 
