@@ -13,7 +13,15 @@ import pytest
 import dlbook as dl
 from dlbook.conv import Conv2d
 from dlbook.layers import BatchNorm2d
-from dlbook.resnet import PadShortcut, Residual, basic_block, residual_mlp, resnet, resnet_depth
+from dlbook.resnet import (
+    PadShortcut,
+    Residual,
+    basic_block,
+    bottleneck_block,
+    residual_mlp,
+    resnet,
+    resnet_depth,
+)
 
 BLOCK_CASES = [  # (in, out, stride, shortcut)
     (3, 3, 1, "projection"),
@@ -249,7 +257,108 @@ def test_zero_gamma_makes_original_blocks_identity():
     np.testing.assert_array_equal(block(x), x)
 
 
+# =============================================================================
+# The bottleneck block and zero-initialised residual branches
+# =============================================================================
+@pytest.mark.parametrize("c_in,mid,c_out,stride", [(8, 2, None, 1), (4, 2, 8, 2), (6, 3, 6, 1)])
+def test_bottleneck_block_against_torch(c_in, mid, c_out, stride):
+    torch = _torch()
+    nn, F = torch.nn, torch.nn.functional
+    rng = np.random.default_rng(3)
+    block = bottleneck_block(c_in, mid, c_out, stride, rng=4)
+    c_out = 4 * mid if c_out is None else c_out
+    for key, p in block.params.items():
+        if key.endswith("gamma"):
+            p[:] = rng.uniform(0.5, 1.5, p.shape)
+        elif key.endswith("beta"):
+            p[:] = rng.standard_normal(p.shape)
+    P = block.params
+
+    def conv(key, k, s):
+        w = P[key]
+        m = nn.Conv2d(w.shape[1], w.shape[0], k, stride=s, padding=k // 2, bias=False).double()
+        m.weight.data = torch.tensor(w.copy())
+        return m
+
+    def bn(prefix):
+        m = nn.BatchNorm2d(P[prefix + "gamma"].size).double()
+        m.weight.data = torch.tensor(P[prefix + "gamma"].copy())
+        m.bias.data = torch.tensor(P[prefix + "beta"].copy())
+        return m
+
+    c1, c2, c3 = conv("branch.0.W", 1, 1), conv("branch.3.W", 3, stride), conv("branch.6.W", 1, 1)
+    b1, b2, b3 = bn("branch.1."), bn("branch.4."), bn("branch.7.")
+    changes = stride != 1 or c_in != c_out
+    proj = nn.Sequential(conv("shortcut.0.W", 1, stride), bn("shortcut.1.")) if changes else None
+
+    def forward(x):
+        s = proj(x) if proj is not None else x
+        return F.relu(s + b3(c3(F.relu(b2(c2(F.relu(b1(c1(x)))))))))
+
+    x = rng.standard_normal((3, c_in, 5, 6))
+    y = block(x)
+    assert y.shape == (3, c_out, -(-5 // stride), -(-6 // stride))
+    dy = rng.standard_normal(y.shape)
+    block.zero_grad()
+    dx = block.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = forward(xt)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+    mods = {"branch.0": c1, "branch.3": c2, "branch.6": c3}
+    if proj is not None:
+        mods["shortcut.0"] = proj[0]
+    for name, m in mods.items():
+        np.testing.assert_allclose(block.grads[name + ".W"], m.weight.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_bottleneck_gradcheck_and_parameter_count():
+    block = bottleneck_block(4, 2, 8, 2, rng=0)
+    errors = dl.gradcheck(block, np.random.default_rng(1).standard_normal((3, 4, 5, 5)))
+    assert any(k.endswith("W") for k in errors)
+    big = bottleneck_block(256, 64, rng=0)  # ResNet-50's block at 256 channels
+    conv_weights = sum(p.size for k, p in big.params.items() if k.endswith("W"))
+    assert conv_weights == 256 * 64 + 9 * 64 * 64 + 64 * 256 == 69_632
+    assert conv_weights * 16 < 2 * 9 * 256 * 256  # two 3x3 convolutions at 256: 1,179,648
+
+
+@pytest.mark.parametrize("make", [
+    lambda: basic_block(3, 3, zero_init=True, rng=0),
+    lambda: basic_block(3, 5, 2, zero_init=True, rng=0),
+    lambda: bottleneck_block(8, 2, zero_init=True, rng=0),
+])
+def test_zero_init_blocks_start_as_relu_of_the_shortcut(make):
+    block = make()
+    x = np.random.default_rng(2).standard_normal((4, block.branch.layers[0].in_channels, 6, 6))
+    s = x if block.shortcut is None else block.shortcut(x)
+    np.testing.assert_array_equal(block(x), np.maximum(s, 0.0))
+    block.zero_grad()
+    block.backward(np.ones_like(block(x)))  # the zero gamma still learns
+    gamma_key = [k for k in block.params if k.startswith("branch.") and k.endswith("gamma")][-1]
+    assert np.abs(block.grads[gamma_key]).max() > 0
+
+
+def test_zero_init_residual_resnet_starts_with_identity_blocks():
+    x = np.random.default_rng(5).standard_normal((2, 1, 8, 8))
+    ref = resnet(2, (3, 4), in_channels=1, rng=0)
+    zero = resnet(2, (3, 4), in_channels=1, zero_init_residual=True, rng=0)
+    gammas = [p for k, p in zero.params.items() if k.endswith("gamma")]
+    assert sum(np.all(g == 0) for g in gammas) == 4  # one per block, none elsewhere
+    h = dl.Sequential(ref.layers[:3])(x)  # the stem: conv, BN, ReLU
+    np.testing.assert_array_equal(zero.layers[3](h), h)  # an identity block on a ReLU output
+    assert not np.allclose(ref(x), zero(x))
+
+
 def test_bad_arguments():
+    with pytest.raises(ValueError, match="post-activation"):
+        basic_block(2, 2, preact=True, zero_init=True, rng=0)
+    with pytest.raises(ValueError, match="post-activation"):
+        resnet(1, (2,), in_channels=1, plain=True, zero_init_residual=True, rng=0)
+    with pytest.raises(TypeError, match="zero_init must be True or False"):
+        bottleneck_block(4, 1, zero_init=1, rng=0)
+    with pytest.raises(ValueError):
+        bottleneck_block(4, 0, rng=0)
     with pytest.raises(ValueError, match="shortcut"):
         basic_block(2, 4, 2, shortcut="zeros", rng=0)
     with pytest.raises(ValueError, match="norm_position"):

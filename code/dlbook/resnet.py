@@ -10,6 +10,8 @@ let chapter 5 compare the same layers with and without that path.
   original (post-activation) and the pre-activation form, with a projection
   (option B) or zero-padding (option A) shortcut where the shape changes, or
   with no shortcut at all (``plain=True``).
+- :func:`bottleneck_block`: the 1x1-3x3-1x1 block of ResNet-50/101/152,
+  which works at a quarter of the block's width.
 - :func:`resnet`: the CIFAR design of He et al. (2016), ``6n + 2`` weighted
   layers for three stages, and its plain twin with the same parameters.
 - :func:`residual_mlp`: Transformer-style residual blocks of dense layers with
@@ -21,6 +23,8 @@ References
   CVPR (arXiv:1512.03385, 2015).
 - He, Zhang, Ren & Sun (2016). Identity Mappings in Deep Residual Networks.
   ECCV (the pre-activation block).
+- Goyal et al. (2017). Accurate, Large Minibatch SGD: Training ImageNet in
+  1 Hour (the last BatchNorm of each residual branch starts at gamma = 0).
 - Vaswani et al. (2017). Attention Is All You Need (Post-Norm).
 - Wang et al. (2019). Learning Deep Transformer Models for Machine
   Translation; Xiong et al. (2020). On Layer Normalization in the
@@ -38,7 +42,15 @@ from .conv import Conv2d, GlobalAvgPool2d
 from .core import Module, Sequential, as_generator, check_dout, check_float_array, check_positive_int
 from .layers import BatchNorm2d, LayerNorm, Linear
 
-__all__ = ["Residual", "PadShortcut", "basic_block", "resnet", "resnet_depth", "residual_mlp"]
+__all__ = [
+    "Residual",
+    "PadShortcut",
+    "basic_block",
+    "bottleneck_block",
+    "resnet",
+    "resnet_depth",
+    "residual_mlp",
+]
 
 _SHORTCUTS = ("projection", "pad")
 
@@ -140,6 +152,7 @@ def basic_block(
     preact: bool = False,
     shortcut: str = "projection",
     plain: bool = False,
+    zero_init: bool = False,
     rng: np.random.Generator | int,
     shortcut_rng: np.random.Generator | int | None = None,
     dtype=np.float64,
@@ -169,7 +182,10 @@ def basic_block(
     the next block normalises). Their weights are drawn from ``rng`` in
     order; the projection's from ``shortcut_rng`` (default: a generator
     spawned from ``rng``), so a plain and a residual block built from the same
-    ``rng`` share every branch weight. Shapes: ``(N, C_in, H, W) -> (N, C_out,
+    ``rng`` share every branch weight. ``zero_init=True`` (original block
+    only) starts the branch's last BatchNorm at :math:`\\gamma = 0`, so the
+    block starts as ``ReLU(S(x))`` (Goyal et al. 2017; PyTorch's
+    ``zero_init_residual``). Shapes: ``(N, C_in, H, W) -> (N, C_out,
     ceil(H/s), ceil(W/s))``. Chapter 5.
     """
     in_channels = check_positive_int(in_channels, "in_channels")
@@ -177,6 +193,7 @@ def basic_block(
     stride = check_positive_int(stride, "stride")
     if shortcut not in _SHORTCUTS:
         raise ValueError(f"shortcut must be one of {_SHORTCUTS}, got {shortcut!r}")
+    _check_zero_init(zero_init, preact, plain)
     gen = as_generator(rng)
     if preact:
         head = [BatchNorm2d(in_channels, dtype=dtype), Activation("relu")]
@@ -197,6 +214,8 @@ def basic_block(
             BatchNorm2d(out_channels, dtype=dtype),
         ]
         tail = [Activation("relu")]
+        if zero_init:
+            body[-1].params["gamma"][...] = 0.0
     if plain:
         return Sequential(head + body + tail)
     changes = stride != 1 or in_channels != out_channels
@@ -206,16 +225,81 @@ def basic_block(
             short = PadShortcut(in_channels, out_channels, stride)
         else:
             sgen = gen.spawn(1)[0] if shortcut_rng is None else as_generator(shortcut_rng)
-            short = Sequential(
-                Conv2d(
-                    in_channels, out_channels, 1, stride=stride, bias=False, init="he", rng=sgen, dtype=dtype
-                ),
-                BatchNorm2d(out_channels, dtype=dtype),
-            )
+            short = _projection(in_channels, out_channels, stride, sgen, dtype)
     post = tail[0] if tail else None
     if preact and changes:
         return Sequential(*head, Residual(Sequential(body), short, post))
     return Residual(Sequential(head + body), short, post)
+
+
+def _check_zero_init(zero_init, preact, plain) -> None:
+    if not isinstance(zero_init, bool):
+        raise TypeError(f"zero_init must be True or False, got {zero_init!r}")
+    if zero_init and (preact or plain):
+        raise ValueError(
+            "zero_init sets the last BatchNorm of a residual branch to gamma = 0: it needs the "
+            "original (post-activation) block with its shortcut (preact=False, plain=False)"
+        )
+
+
+def _projection(c_in, c_out, stride, gen, dtype) -> Sequential:
+    """He et al.'s option B: a strided 1x1 convolution and a BatchNorm."""
+    conv = Conv2d(c_in, c_out, 1, stride=stride, bias=False, init="he", rng=gen, dtype=dtype)
+    return Sequential(conv, BatchNorm2d(c_out, dtype=dtype))
+
+
+def bottleneck_block(
+    in_channels: int,
+    mid_channels: int,
+    out_channels: int | None = None,
+    stride: int = 1,
+    *,
+    zero_init: bool = False,
+    rng: np.random.Generator | int,
+    dtype=np.float64,
+) -> Module:
+    """The bottleneck block of ResNet-50/101/152: 1x1 down, 3x3 at the narrow width, 1x1 up.
+
+    .. math:: x_{l+1} = \\operatorname{ReLU}\\big(S(x_l) + \\operatorname{BN}(W_3 *
+              \\operatorname{ReLU}(\\operatorname{BN}(W_2 *
+              \\operatorname{ReLU}(\\operatorname{BN}(W_1 * x_l)))))\\big)
+
+    ``W_1`` is 1x1 from ``in_channels`` to ``mid_channels``, ``W_2`` 3x3 with
+    ``stride`` (where torchvision's "ResNet v1.5" puts it; He et al. 2016a
+    strided the first 1x1), ``W_3`` 1x1 to ``out_channels`` (default
+    ``4 * mid_channels``, the paper's expansion). The 3x3 convolution, the
+    costly one, works at a quarter of the block's width: with 256 channels a
+    bottleneck has 69,632 convolution weights where two 3x3 convolutions at
+    256 would have 1,179,648. ``S`` is the identity, or a projection (1x1
+    with ``stride`` + BN) where the shape changes. ``zero_init=True`` starts
+    the last BatchNorm at :math:`\\gamma = 0` (Goyal et al. 2017). He et al.
+    (2016a), Section 4.1 and Table 1. Shapes: ``(N, C_in, H, W) -> (N, C_out,
+    ceil(H/s), ceil(W/s))``. Chapter 5.
+    """
+    in_channels = check_positive_int(in_channels, "in_channels")
+    mid_channels = check_positive_int(mid_channels, "mid_channels")
+    if out_channels is None:
+        out_channels = 4 * mid_channels  # the paper's expansion
+    out_channels = check_positive_int(out_channels, "out_channels")
+    stride = check_positive_int(stride, "stride")
+    _check_zero_init(zero_init, False, False)
+    gen = as_generator(rng)
+    body = [
+        Conv2d(in_channels, mid_channels, 1, bias=False, init="he", rng=gen, dtype=dtype),
+        BatchNorm2d(mid_channels, dtype=dtype),
+        Activation("relu"),
+        _conv3(mid_channels, mid_channels, stride, gen, dtype),
+        BatchNorm2d(mid_channels, dtype=dtype),
+        Activation("relu"),
+        Conv2d(mid_channels, out_channels, 1, bias=False, init="he", rng=gen, dtype=dtype),
+        BatchNorm2d(out_channels, dtype=dtype),
+    ]
+    if zero_init:
+        body[-1].params["gamma"][...] = 0.0
+    short = None
+    if stride != 1 or in_channels != out_channels:
+        short = _projection(in_channels, out_channels, stride, gen, dtype)
+    return Residual(Sequential(body), short, Activation("relu"))
 
 
 def resnet_depth(blocks_per_stage: int, num_stages: int = 3) -> int:
@@ -237,6 +321,7 @@ def resnet(
     preact: bool = False,
     shortcut: str = "projection",
     plain: bool = False,
+    zero_init_residual: bool = False,
     rng: np.random.Generator | int,
     dtype=np.float64,
 ) -> Sequential:
@@ -256,7 +341,9 @@ def resnet(
     same weights: every branch weight is drawn in the same order, and the
     projections come from a separate generator spawned before any draw.
     Every block is one element of the returned Sequential, so
-    :func:`dlbook.probes.layer_outputs` gives one output per block. Shapes:
+    :func:`dlbook.probes.layer_outputs` gives one output per block.
+    ``zero_init_residual=True`` passes ``zero_init`` to every block (original
+    form only), so each block starts as ``ReLU(S(x))``. Shapes:
     ``(N, in_channels, H, W) -> (N, num_classes)``. Chapter 5.
     """
     widths = [check_positive_int(w, "width") for w in widths]
@@ -291,6 +378,7 @@ def resnet(
                     preact=preact,
                     shortcut=shortcut,
                     plain=plain,
+                    zero_init=zero_init_residual,
                     rng=gen,
                     shortcut_rng=proj_gen,
                     dtype=dtype,
