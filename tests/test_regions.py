@@ -557,3 +557,78 @@ def test_first_layer_kinks():
     np.testing.assert_allclose(kinks[np.isfinite(kinks)], [-1.0, 0.0, 0.5])
     with pytest.raises(TypeError, match="one input"):
         R.first_layer_kinks(dl.Sequential(dl.layers.Linear(2, 3, rng=0)))
+
+
+# ---------------------------------------------------------------------------
+# Yarotsky's square and the grid interpolant (the curse of dimensionality)
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 8])
+def test_square_net_is_the_interpolant_of_x_squared_with_error_4_to_the_minus_m_plus_1(m):
+    net = R.square_net(m)
+    x = np.linspace(0.0, 1.0, 2 ** (m + 3) + 1)  # contains every knot and every midpoint
+    f = net(x[:, None])[:, 0]
+    knots = np.linspace(0.0, 1.0, 2**m + 1)
+    np.testing.assert_allclose(f, np.interp(x, knots, knots**2), rtol=0, atol=1e-15)
+    err = f - x**2
+    assert err.min() >= -1e-15
+    assert err.max() == pytest.approx(4.0 ** -(m + 1), rel=1e-12)  # at the midpoints
+    assert R.count_pieces(net, 0.0, 1.0, kind="function") == 2**m
+    hidden = [layer for layer in net.layers if isinstance(layer, dl.layers.Linear)][:-1]
+    assert len(hidden) == m and all(layer.params["W"].shape[1] == 3 for layer in hidden)
+
+
+def test_square_net_float32_weights_are_exact():
+    a, b = R.square_net(6, dtype=np.float32), R.square_net(6)
+    for k in b.params:
+        np.testing.assert_array_equal(a.params[k].astype(np.float64), b.params[k])
+
+
+def test_grid_interpolant_in_one_dimension_is_np_interp():
+    knots = np.linspace(0, 1, 7)
+    vals = np.cos(4 * knots)
+    x = np.random.default_rng(0).random(200)
+    np.testing.assert_allclose(R.grid_interpolant(vals, x[:, None]), np.interp(x, knots, vals), atol=1e-15)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_grid_interpolant_is_exact_on_affine_functions_and_hits_the_grid(d):
+    rng = np.random.default_rng(d)
+    n = 4
+    grid = np.stack(np.meshgrid(*[np.linspace(0, 1, n + 1)] * d, indexing="ij"), -1)
+    a, c = rng.standard_normal(d), 0.3
+    x = rng.random((500, d))
+    np.testing.assert_allclose(R.grid_interpolant(grid @ a + c, x), x @ a + c, atol=1e-13)
+    vals = rng.standard_normal((n + 1,) * d)
+    pts = grid.reshape(-1, d)
+    np.testing.assert_allclose(R.grid_interpolant(vals, pts), vals.reshape(-1), atol=1e-13)
+
+
+def test_grid_interpolant_is_continuous_and_piecewise_linear_along_a_line():
+    vals = np.random.default_rng(3).standard_normal((4, 4, 4))
+    t = np.linspace(0.0, 1.0, 20001)
+    p, q = np.array([0.05, 0.9, 0.3]), np.array([0.95, 0.1, 0.7])
+    f = R.grid_interpolant(vals, p + t[:, None] * (q - p))
+    assert np.abs(np.diff(f)).max() < 1e-3  # no jumps
+    kinks = np.abs(np.diff(f, 2)) > 1e-9  # second differences vanish except at simplex faces
+    assert 0 < kinks.sum() < 60
+
+
+def test_grid_interpolant_error_falls_like_n_to_the_minus_2_in_every_dimension():
+    rng = np.random.default_rng(0)
+    for d in (1, 2, 3):
+        x = rng.random((4000, d))
+        errs = []
+        for n in (8, 16):
+            grid = np.stack(np.meshgrid(*[np.linspace(0, 1, n + 1)] * d, indexing="ij"), -1)
+            f = np.sin(3 * grid).prod(-1)
+            errs.append(np.abs(R.grid_interpolant(f, x) - np.sin(3 * x).prod(1)).max())
+        assert 3.0 < errs[0] / errs[1] < 5.0  # h^2: a quarter per halving of h, i.e. N^(-2/d)
+
+
+def test_grid_interpolant_bad_input():
+    with pytest.raises(ValueError, match=r"shape \(n \+ 1,\) \* d"):
+        R.grid_interpolant(np.zeros((3, 4)), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match=r"shape \(M, 2\)"):
+        R.grid_interpolant(np.zeros((3, 3)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        R.grid_interpolant(np.zeros((3, 3)), np.full((1, 2), 1.5))

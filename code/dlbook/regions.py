@@ -41,6 +41,10 @@ References
 - Telgarsky (2016). Benefits of Depth in Neural Networks. COLT.
 - Arora, Basu, Mianjy & Mukherjee (2018). Understanding Deep Neural Networks with
   Rectified Linear Units. ICLR.
+- Yarotsky (2017). Error bounds for approximations with deep ReLU networks.
+  Neural Networks 94 (the square from sawtooth functions).
+- Freudenthal (1942). Simplizialzerlegungen von beschränkter Flachheit. Annals
+  of Mathematics 43 (the triangulation of a grid used by grid_interpolant).
 - Hanin & Rolnick (2019). Complexity of Linear Regions in Deep Networks. ICML.
 - Hanin & Rolnick (2019). Deep ReLU Networks Have Surprisingly Few Activation
   Patterns. NeurIPS.
@@ -63,6 +67,8 @@ __all__ = [
     "PIECEWISE_LINEAR",
     "interpolant_net",
     "sawtooth_net",
+    "square_net",
+    "grid_interpolant",
     "zigzag_net",
     "fold_layers",
     "first_layer_kinks",
@@ -559,6 +565,93 @@ def sawtooth_net(depth: int, dtype=np.float64) -> Sequential:
     out.params["W"][...] = [[2.0], [-4.0]]
     out.params["b"][...] = 0.0
     return Sequential(layers + [out])
+
+
+def square_net(depth: int, dtype=np.float64) -> Sequential:
+    """Yarotsky's ReLU network for :math:`x^2` on [0, 1], from the sawtooth of :func:`sawtooth_net`.
+
+    .. math:: f_m(x) = x - \\sum_{s=1}^{m} \\frac{T^{\\circ s}(x)}{4^{s}}, \\qquad
+              0 \\le f_m(x) - x^2 \\le 4^{-(m+1)} \\quad (x \\in [0, 1])
+
+    :math:`f_m` is the PL interpolant of :math:`x^2` on the :math:`2^m + 1`
+    knots :math:`j/2^m` (each term removes the error of the previous grid
+    at the new midpoints), so its largest error, at the midpoints, is
+    :math:`h^2/4` with :math:`h = 2^{-m}`. The network has ``depth = m``
+    hidden layers of 3 ReLUs: two carry the tent map as in
+    :func:`sawtooth_net` and the third the running sum
+    :math:`y_s = x - \\sum_{i \\le s} T^{\\circ i}(x)/4^i`, which stays
+    :math:`\\ge x^2 \\ge 0`, so a ReLU passes it unchanged. The error falls by
+    4 per layer (3 units and 12 parameters), where a one-hidden-layer net
+    needs twice the units for each halving of the error
+    (:func:`interpolant_net`). From :math:`x^2`, products follow by
+    :math:`xy = ((x+y)^2 - x^2 - y^2)/2`, hence polynomials and smooth
+    functions. All weights are powers of 2, exact in float32 and float64.
+    Layers: ``Linear(1, 3)``, ReLU, ``m - 1`` times ``Linear(3, 3)``, ReLU,
+    ``Linear(3, 1)``; maps ``(N, 1) -> (N, 1)``.
+
+    Yarotsky (2017), Error bounds for approximations with deep ReLU networks,
+    Proposition 2. Chapter 2.
+    """
+    depth = check_positive_int(depth, "depth")
+    dtype = _check_dtype(dtype)
+    bias = np.array([0.0, -0.5, 0.0])
+    layers: list[Module] = [Linear.from_weights(np.array([[1.0, 1.0, 1.0]], dtype=dtype), bias.astype(dtype))]
+    layers.append(Activation("relu"))
+    for s in range(1, depth):  # hidden (h1, h2, h3) -> g_s = 2 h1 - 4 h2, y_s = h3 - g_s / 4^s
+        c = 4.0**-s
+        W = np.array([[2.0, 2.0, -2.0 * c], [-4.0, -4.0, 4.0 * c], [0.0, 0.0, 1.0]], dtype=dtype)
+        layers += [Linear.from_weights(W, bias.astype(dtype)), Activation("relu")]
+    c = 4.0**-depth
+    layers.append(Linear.from_weights(np.array([[-2.0 * c], [4.0 * c], [1.0]], dtype=dtype)))
+    return Sequential(layers)
+
+
+def grid_interpolant(values, x) -> np.ndarray:
+    """The continuous PL interpolant of grid values on :math:`[0, 1]^d`, at points ``x``.
+
+    ``values`` has shape ``(n + 1,) * d``: the target at the grid points
+    :math:`j / n`. Each grid cell is cut into the :math:`d!` simplices of
+    Freudenthal's (Kuhn's) triangulation, :math:`\\{y: y_{\\pi(1)} \\ge \\dots
+    \\ge y_{\\pi(d)}\\}` in the cell's local coordinates, and the
+    interpolant is affine on each: with the local coordinates sorted,
+    :math:`y_{\\pi(1)} \\ge \\dots \\ge y_{\\pi(d)}`, it walks from the cell's
+    corner along the unit steps :math:`e_{\\pi(1)}, e_{\\pi(2)}, \\dots`,
+
+    .. math:: f(x) = v_0 + \\sum_{k=1}^{d} y_{\\pi(k)}\\,(v_k - v_{k-1}),
+
+    :math:`v_k` the value at the corner plus the first :math:`k` steps.
+    The result is a continuous PL function with :math:`(n + 1)^d` values
+    (so a ReLU network can compute it exactly; Arora et al. 2018) whose
+    error on a smooth target falls like :math:`h^2 = n^{-2}`: like
+    :math:`N^{-2/d}` in the number :math:`N` of grid values, the curse of
+    dimensionality. Equals ``np.interp`` for ``d = 1``. Shapes: ``x (M,
+    d)`` in :math:`[0, 1]^d` -> ``(M,)``. Chapter 2.
+    """
+    v = check_float_array(np.asarray(values, dtype=np.float64), "values")
+    d = v.ndim
+    n = v.shape[0] - 1
+    if d < 1 or n < 1 or any(k != n + 1 for k in v.shape):
+        raise ValueError(f"values must have shape (n + 1,) * d with n >= 1, got {v.shape}")
+    x = check_float_array(np.asarray(x, dtype=np.float64), "x", ndim=2)
+    if x.shape[1] != d:
+        raise ValueError(f"x must have shape (M, {d}) for {d}-D grid values, got {x.shape}")
+    if np.any(x < 0.0) or np.any(x > 1.0):
+        raise ValueError("x must lie in [0, 1]^d")
+    t = x * n
+    corner = np.minimum(np.floor(t), n - 1).astype(np.int64)  # (M, d); x = 1 falls in the last cell
+    y = t - corner  # local coordinates in [0, 1]
+    order = np.argsort(-y, axis=1, kind="stable")  # pi: largest local coordinate first
+    rows = np.arange(len(x))
+    idx = corner.copy()
+    prev = v[tuple(idx.T)]
+    out = prev.copy()
+    for k in range(d):
+        axis = order[:, k]
+        idx[rows, axis] += 1
+        cur = v[tuple(idx.T)]
+        out += y[rows, axis] * (cur - prev)
+        prev = cur
+    return out
 
 
 def zigzag_net(depth: int, dtype=np.float64) -> Sequential:
