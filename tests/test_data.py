@@ -338,3 +338,26 @@ def test_stream_batches_continue_each_row_and_shift_the_target():
         data.stream_batches(np.arange(8), 8, 5)
     with pytest.raises(ValueError, match="seq_len must be a positive integer"):
         data.stream_batches(ids, 2, 0)
+
+
+def test_place_on_canvas_pastes_each_image_at_its_offset():
+    X, _ = data.digits(flatten=False)
+    canvas, offsets = data.place_on_canvas(X[:300], 16, rng=4)
+    assert canvas.shape == (300, 16, 16) and canvas.dtype == X.dtype
+    assert offsets.min() == 0 and offsets.max() == 8  # every position 0..16-8 is possible
+    for img, c, (r, k) in zip(X[:300], canvas, offsets, strict=True):
+        np.testing.assert_array_equal(c[r:r + 8, k:k + 8], img)
+        assert c.sum() == pytest.approx(img.sum())  # nothing anywhere else
+    again, off2 = data.place_on_canvas(X[:300], 16, rng=4)
+    np.testing.assert_array_equal(again, canvas)
+    np.testing.assert_array_equal(off2, offsets)
+    same, zero = data.place_on_canvas(X[:3], 8)
+    np.testing.assert_array_equal(same, X[:3])
+    assert not zero.any()
+
+
+def test_place_on_canvas_bad_input():
+    with pytest.raises(ValueError, match=r"\(N, h, w\)"):
+        data.place_on_canvas(np.zeros((3, 64)))
+    with pytest.raises(ValueError, match="smaller than the images"):
+        data.place_on_canvas(np.zeros((3, 8, 8)), 6)

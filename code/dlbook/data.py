@@ -28,6 +28,7 @@ __all__ = [
     "moons",
     "circles",
     "digits",
+    "place_on_canvas",
     "split",
     "as_arrays",
     "batches",
@@ -109,6 +110,33 @@ def digits(flatten: bool = True, scale: bool = True, dtype=np.float64):
     if flatten:
         X = X.reshape(len(X), 64)  # (N, 8, 8) -> (N, 64)
     return X, labels.astype(np.int64)
+
+
+def place_on_canvas(images: np.ndarray, size: int = 16, rng=0) -> tuple[np.ndarray, np.ndarray]:
+    """Each image pasted at a random position of a larger blank canvas.
+
+    ``images (N, h, w)`` -> ``canvases (N, size, size)`` (zeros elsewhere,
+    same dtype) and ``offsets (N, 2)``, the row and column of each image's
+    top-left corner, drawn uniformly from ``0 .. size - h`` and
+    ``0 .. size - w``. The label of a digit does not change with its
+    position: a task where a network that shares weights across positions
+    (a convolution) has an advantage over one that does not. ``rng`` is a
+    seed or a Generator. Chapter 4.
+    """
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (N, h, w), got {images.shape}")
+    n, h, w = images.shape
+    size = check_positive_int(size, "size")
+    if size < max(h, w):
+        raise ValueError(f"canvas size {size} is smaller than the images ({h}x{w})")
+    gen = as_generator(rng)
+    offsets = np.stack([gen.integers(0, size - h + 1, n), gen.integers(0, size - w + 1, n)], axis=1)
+    out = np.zeros((n, size, size), dtype=images.dtype)
+    rows = offsets[:, 0, None, None] + np.arange(h)[None, :, None]  # (N, h, 1)
+    cols = offsets[:, 1, None, None] + np.arange(w)[None, None, :]  # (N, 1, w)
+    out[np.arange(n)[:, None, None], rows, cols] = images
+    return out, offsets
 
 
 def split(X: np.ndarray, y: np.ndarray, fractions=(0.7, 0.15, 0.15), rng=0, stratify: bool = False):

@@ -4,7 +4,8 @@
 between them; chapter 1 uses it to compare activations at equal size, chapter
 3 adds normalisation and dropout to it. ``small_cnn`` is chapter 4's
 convolutional network for 8x8 digits (and the image reader of chapter 6's
-CNN-LSTM). Chapter 6 adds the recurrent models: :class:`RecurrentClassifier`
+CNN-LSTM); ``lenet`` is that chapter's classic reference point. Chapter 6
+adds the recurrent models: :class:`RecurrentClassifier`
 (read the final state or every output), :class:`CharLM` (a character-level
 language model that carries its state across batches) and :class:`CNNLSTM`.
 """
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .activations import Activation
-from .conv import Conv2d, MaxPool2d
+from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .core import Module, Sequential, as_generator, check_positive_int, inference_mode
 from .layers import BatchNorm1d, BatchNorm2d, Dropout, Embedding, Flatten, LayerNorm, Linear
 from .recurrent import recurrent_layer
@@ -25,6 +26,7 @@ __all__ = [
     "mlp",
     "conv_bn_relu",
     "small_cnn",
+    "lenet",
     "RecurrentClassifier",
     "sequence_classifier",
     "CharLM",
@@ -147,6 +149,60 @@ def small_cnn(
         MaxPool2d(2),  # (N, w2, 2, 2)
         Flatten(),  # (N, 4 w2)
         Linear(4 * w2, check_positive_int(num_classes, "num_classes"), rng=gen, dtype=dtype),
+    )
+
+
+def lenet(
+    image_size: int = 28,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    *,
+    activation: str = "tanh",
+    pool: str = "avg",
+    rng: np.random.Generator | int,
+    dtype=np.float64,
+) -> Sequential:
+    """A LeNet-5-style network: two 5x5 convolutions with 2x2 pooling, then dense layers 120, 84.
+
+    .. code-block:: text
+
+        (N, C, s, s) -conv 5x5 pad 2, 6-> (N, 6, s, s) -pool-> (N, 6, s/2, s/2)
+        -conv 5x5, 16-> (N, 16, s/2-4, s/2-4) -pool-> (N, 16, q, q), q = (s/2-4)/2
+        -flatten-> (N, 16 q^2) -linear-> 120 -linear-> 84 -linear-> num_classes
+
+    with ``activation`` after every convolution and hidden dense layer. The
+    layout follows LeCun et al. (1998): feature maps 6 and 16, 5x5 kernels,
+    subsampling by 2, dense layers of 120 and 84 units. It differs in what
+    that paper's C3 (a sparse table of input maps per output map), its
+    trainable subsampling layers and its RBF output did; padding the first
+    convolution by 2 makes a 28x28 input play the role of the paper's
+    32x32. ``pool`` is ``"avg"`` (the paper's averaging) or ``"max"``;
+    ``image_size`` must be even with ``s/2 - 4`` even and at least 2 (12, 16,
+    20, 28, 32, ...). 28x28: 61,706 parameters for 10 classes. The weights
+    use PyTorch's default initialisation, drawn from one Generator in layer
+    order. Chapter 4.
+    """
+    s = check_positive_int(image_size, "image_size")
+    if s % 2 or (s // 2 - 4) < 2 or (s // 2 - 4) % 2:
+        raise ValueError(f"image_size must be even with image_size/2 - 4 even and >= 2, got {s}")
+    if pool not in ("avg", "max"):
+        raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+    Pool = AvgPool2d if pool == "avg" else MaxPool2d
+    q = (s // 2 - 4) // 2
+    gen = as_generator(rng)
+    return Sequential(
+        Conv2d(check_positive_int(in_channels, "in_channels"), 6, 5, padding=2, rng=gen, dtype=dtype),
+        Activation(activation),
+        Pool(2),  # (N, 6, s/2, s/2)
+        Conv2d(6, 16, 5, rng=gen, dtype=dtype),
+        Activation(activation),
+        Pool(2),  # (N, 16, q, q)
+        Flatten(),
+        Linear(16 * q * q, 120, rng=gen, dtype=dtype),
+        Activation(activation),
+        Linear(120, 84, rng=gen, dtype=dtype),
+        Activation(activation),
+        Linear(84, check_positive_int(num_classes, "num_classes"), rng=gen, dtype=dtype),
     )
 
 
