@@ -7,6 +7,7 @@ monotonic, smooth, zero-centred, saturating, identity near 0) against the
 functions themselves, so a wrong claim fails.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -199,7 +200,7 @@ def test_properties_table():
     assert by_name["gelu"]["range"] == r"[-0.17, \infty)"
     assert by_name["tanh"]["bounded"] and not by_name["elu"]["bounded"]
     keys = {"name", "title", "name_zh", "latex", "range", "monotonic", "smooth", "zero_centred",
-            "saturating", "identity_near_0", "reference", "bounded"}  # fmt: skip
+            "saturating", "identity_near_0", "reference", "bounded", "gaussian_mean"}  # fmt: skip
     assert all(set(r) == keys for r in rows)
     with pytest.raises(ValueError, match="maxout"):
         act.properties_table(["relu", "maxout"])
@@ -604,6 +605,41 @@ def test_zero_centred_claims_hold(name):
     y = s(np.linspace(-10, 10, 2001))
     takes_both_signs = y.min() < 0 < y.max()
     assert s.properties.zero_centred == (s(np.array([0.0]))[0] == 0.0 and takes_both_signs)
+
+
+@pytest.mark.parametrize("name", [n for n in WITH_PROPERTIES if act.get(n).fn is not None])
+def test_gaussian_mean_matches_scipy_quad(name):
+    from scipy.integrate import quad
+
+    s = act.get(name)
+
+    def integrand(z):
+        return float(s(np.array([z]))[0]) * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+    kinks = sorted(k for k in s.kink_points() if -12 < k < 12)
+    edges = [-12.0, *kinks, 12.0]
+    exact = sum(quad(integrand, a, b, limit=200)[0] for a, b in itertools.pairwise(edges))
+    assert act.gaussian_mean(name) == pytest.approx(exact, abs=1e-6 if name != "step" else 1e-4)
+
+
+def test_mean_centred_column():
+    rows = {r["name"]: r for r in act.properties_table(centred="mean")}
+    for name in ["tanh", "selu", "softsign", "hardtanh", "identity"]:
+        assert rows[name]["zero_centred"], name
+    for name in ["gelu", "leaky_relu", "elu", "silu", "mish", "hardswish", "relu", "sigmoid"]:
+        assert not rows[name]["zero_centred"], name
+    # the sampled means the chapter prints agree with the quadrature
+    z = np.random.default_rng(1).standard_normal(1_000_000)
+    for name, row in rows.items():
+        assert row["zero_centred"] == (abs(row["gaussian_mean"]) < act.ZERO_CENTRED_TOL)
+        if act.get(name).fn is not None and name != "step":
+            assert abs(act.get(name)(z).mean() - row["gaussian_mean"]) < 0.005, name
+    # the ones that pass the mean test also pass the weaker sign test
+    for row in act.properties_table():
+        if rows[row["name"]]["zero_centred"]:
+            assert row["zero_centred"], row["name"]
+    with pytest.raises(ValueError, match="centred"):
+        act.properties_table(centred="median")
 
 
 # ---------------------------------------------------------------------------

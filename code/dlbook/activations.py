@@ -73,6 +73,8 @@ __all__ = [
     "get",
     "names",
     "properties_table",
+    "gaussian_mean",
+    "ZERO_CENTRED_TOL",
     "Activation",
     "PReLU",
     "RReLU",
@@ -117,7 +119,9 @@ class Properties:
       ``closed`` says whether each end is attained (``[0, 1]`` vs ``(0, 1)``).
     - ``monotonic``: non-decreasing on R.
     - ``smooth``: continuously differentiable everywhere (C^1).
-    - ``zero_centred``: f(0) = 0 and f takes both signs.
+    - ``zero_centred``: f(0) = 0 and f takes both signs (the weak, "sign"
+      sense; :func:`properties_table` by default uses the stronger test
+      ``|E f(z)| < ZERO_CENTRED_TOL`` for z ~ N(0, 1)).
     - ``saturating``: ``"none" | "left" | "right" | "both"``, where f'(x) -> 0
       as x -> -inf / +inf.
     - ``identity_near_0``: f(0) = 0 and f'(0) = 1 (f is differentiable at 0).
@@ -355,14 +359,44 @@ def names(kind: str = "elementwise") -> list[str]:
     return [k for k, s in REGISTRY.items() if s.kind == kind]
 
 
-def properties_table(names: list[str] | None = None) -> list[dict]:
+# |E f(z)| below this, for z ~ N(0, 1), counts as zero-centred in the
+# "mean" sense of properties_table (ReLU's mean is 1/sqrt(2 pi) = 0.399).
+ZERO_CENTRED_TOL = 0.05
+
+
+def gaussian_mean(activation, **params) -> float:
+    """``E f(z)`` for ``z ~ N(0, 1)``, by quadrature (float64).
+
+    ``activation`` is a registry name or an :class:`ActivationSpec`. The
+    integral is the trapezoidal rule on ``[-12, 12]`` with step ``1e-4`` (the
+    Gaussian tail beyond is below 1e-30); for a continuous f with kinks the
+    error is ``O(h^2)``, far below 1e-6. Chapter 1 uses it for the "zero-centred" column.
+    """
+    s = get(activation) if isinstance(activation, str) else activation
+    z = np.linspace(-12.0, 12.0, 240_001)
+    density = np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    y = s(z, **params) * density
+    h = z[1] - z[0]
+    return float(h * (y.sum() - 0.5 * (y[0] + y[-1])))
+
+
+def properties_table(names: list[str] | None = None, centred: str = "mean") -> list[dict]:
     """One row per activation for the properties table of Chapter 1.
 
     ``names=None`` gives every entry that has properties (the elementwise
     functions, PReLU and RReLU). Each row: name, title, name_zh, latex, range
     (interval notation in LaTeX), bounded, monotonic, smooth, zero_centred,
-    saturating, identity_near_0, reference.
+    saturating, identity_near_0, reference, and ``gaussian_mean`` (``E f(z)``
+    for ``z ~ N(0, 1)``, see :func:`gaussian_mean`; ``None`` for layers).
+
+    ``centred`` chooses what ``zero_centred`` means: ``"mean"`` (the
+    default: ``|E f(z)| < ZERO_CENTRED_TOL``, the sense in which LeCun et
+    al. ask for centred activations; what Chapter 1's table and explorer
+    show) or ``"sign"`` (the registry's weaker flag: f(0) = 0 and f takes
+    both signs).
     """
+    if centred not in ("sign", "mean"):
+        raise ValueError(f"centred must be 'sign' or 'mean', got {centred!r}")
     if names is None:
         names = [k for k, s in REGISTRY.items() if s.properties is not None]
     rows = []
@@ -371,6 +405,13 @@ def properties_table(names: list[str] | None = None) -> list[dict]:
         p = s.properties
         if p is None:
             raise ValueError(f"{n!r} has no scalar properties (it is not elementwise)")
+        mean = gaussian_mean(s) if s.fn is not None else None
+        if centred == "mean":
+            if mean is None:
+                raise ValueError(f"{n!r} has no elementwise function to average")
+            zero_centred = abs(mean) < ZERO_CENTRED_TOL
+        else:
+            zero_centred = p.zero_centred
         rows.append(
             {
                 "name": s.name,
@@ -381,10 +422,11 @@ def properties_table(names: list[str] | None = None) -> list[dict]:
                 "bounded": p.bounded,
                 "monotonic": p.monotonic,
                 "smooth": p.smooth,
-                "zero_centred": p.zero_centred,
+                "zero_centred": zero_centred,
                 "saturating": p.saturating,
                 "identity_near_0": p.identity_near_0,
                 "reference": s.reference,
+                "gaussian_mean": mean,
             }
         )
     return rows

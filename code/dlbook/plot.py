@@ -352,7 +352,8 @@ def properties_at(activation, **params) -> list[tuple[str, str]]:
 
     Checked numerically on a grid over [-1e4, 1e4] and at the joins of the pieces
     (``kink_points``): monotonic (f' >= 0), smooth (f and f' continuous at
-    every join), zero-centred (f(0) = 0 and f takes both signs), identity near 0
+    every join), zero-centred (:math:`|E f(z)| <` ``ZERO_CENTRED_TOL`` for
+    :math:`z \\sim N(0, 1)`, by :func:`dlbook.activations.gaussian_mean`), identity near 0
     (f(0) = 0, f'(0) = 1 from both sides), bounded below (f(-1e6) > -1e3)
     and saturating for x -> -inf (|f'(-1e3)| < 1e-3). Returns ``(English,
     Chinese)`` names of those that hold. Chapter 1, "Explorer".
@@ -384,7 +385,7 @@ def properties_at(activation, **params) -> list[tuple[str, str]]:
     continuous = getattr(act.properties, "continuous", True)
     if continuous and all(map(joins_smoothly, act.kink_points(**params))):
         found.append(("smooth", "平滑"))
-    if abs(f0) < 1e-9 and y.min() < 0 < y.max():
+    if abs(activations.gaussian_mean(act, **params)) < activations.ZERO_CENTRED_TOL:
         found.append(("zero-centred", "以零为中心"))
     if abs(f0) < 1e-9 and all(abs(s - 1.0) < 1e-6 for s in slopes(0.0)):
         found.append(("≈ identity at 0", "零点附近≈恒等"))

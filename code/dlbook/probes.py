@@ -108,7 +108,7 @@ def effective_rank(h: np.ndarray, center: bool = True) -> float:
     """Effective rank of Roy & Vetterli (2007): the exponential of the entropy of the singular values.
 
     .. math:: \\operatorname{erank}(h) = \\exp\\Big(-\\sum_i p_i \\log p_i\\Big), \\qquad
-              p_i = \frac{s_i}{\\sum_j s_j}
+              p_i = \\frac{s_i}{\\sum_j s_j}
 
     with ``s`` from :func:`singular_values` (terms with ``p_i = 0`` count 0).
     It is 1 when all variation lies along one direction, ``k`` when ``k``
