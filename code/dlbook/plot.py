@@ -366,7 +366,7 @@ def properties_at(activation, **params) -> list[tuple[str, str]]:
     # fine near 0, geometric further out: Swish's dip sits at x = -1.28/beta
     far = np.geomspace(1e-4, 1e4, 4000)
     x = np.sort(np.concatenate([-far, np.linspace(-8.0, 8.0, 3201), far]))
-    y, d = act(x, **params), act.derivative(x, **params)
+    d = act.derivative(x, **params)
 
     def slopes(at: float) -> tuple[float, float]:
         left, right = act.derivative(np.array([at - 1e-7, at + 1e-7]), **params)
