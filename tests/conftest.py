@@ -21,6 +21,17 @@ import pytest
 import dlbook as dl
 
 
+@pytest.fixture(autouse=True)
+def _english_outputs(monkeypatch):
+    """Figures and bilingual outputs in English, whatever the shell says.
+
+    ``dlbook.i18n.language`` reads ``DLBOOK_LANG``, ``DLBOOK_STATIC`` and the
+    working directory; a test that wants another language sets it itself.
+    """
+    monkeypatch.delenv("DLBOOK_STATIC", raising=False)
+    monkeypatch.setenv("DLBOOK_LANG", "en")
+
+
 @pytest.fixture(scope="session")
 def torch():
     """PyTorch, or skip the test with one message everywhere."""

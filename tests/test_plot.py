@@ -162,7 +162,8 @@ def test_glossary_terms_draw_too(cmap):
 
 
 # ---------------------------------------------------------------- bilingual outputs
-def test_bilingual_html_has_both_languages():
+def test_bilingual_html_has_both_languages(monkeypatch):
+    monkeypatch.setenv("DLBOOK_LANG", "both")  # as in the book build
     out = plot.bilingual("3 dead units", "3 个死亡单元")
     html = out._repr_html_()
     assert html.startswith('<div class="dl-en"')
@@ -171,7 +172,16 @@ def test_bilingual_html_has_both_languages():
     assert repr(out) == "3 dead units\n3 个死亡单元"
 
 
-def test_bilingual_escapes_text_and_keeps_html():
+def test_bilingual_shows_one_language_in_a_notebook(monkeypatch):
+    out = plot.bilingual("3 dead units", "3 个死亡单元")
+    assert out._repr_html_() == '<pre class="dl-text">3 dead units</pre>'
+    monkeypatch.setenv("DLBOOK_LANG", "zh")  # a kernel started in chapters/zh
+    assert out._repr_html_() == '<pre class="dl-text">3 个死亡单元</pre>'
+    assert repr(out) == "3 dead units\n3 个死亡单元"  # a terminal prints both
+
+
+def test_bilingual_escapes_text_and_keeps_html(monkeypatch):
+    monkeypatch.setenv("DLBOOK_LANG", "both")
     text = plot.bilingual("a < b & c", "甲 < 乙")._repr_html_()
     assert "a &lt; b &amp; c" in text and "<pre" in text
     en, zh = "<table><tr><td>1</td></tr></table>", "<table><tr><td>一</td></tr></table>"

@@ -1,9 +1,11 @@
 """The book's bilingual glossary: one English term, one Chinese rendering.
 
 The data lives in ``dlbook/resources/glossary.tsv`` (columns ``en``, ``zh``,
-``note``; UTF-8, tab-separated). The Chinese chapters use exactly these
-renderings; the note gives other renderings a reader meets elsewhere, or the
-full Chinese name of a term the book keeps in its English form. The glossary
+``note``, ``avoid``; UTF-8, tab-separated). The Chinese chapters use exactly
+these renderings; the note gives other renderings a reader meets elsewhere, or
+the full Chinese name of a term the book keeps in its English form; ``avoid``
+lists the renderings (separated by 、) that the Chinese chapters never use —
+``tests/test_zh_style.py`` checks every chapter against it. The glossary
 appendix (chapter 90) shows the whole table, and the book build feeds the
 Chinese terms to the search index so that a compound such as 激活函数 is found
 as one word.
@@ -29,7 +31,7 @@ from importlib import resources
 
 __all__ = ["UnknownTermError", "load", "table", "zh_of"]
 
-_COLUMNS = ("en", "zh", "note")
+_COLUMNS = ("en", "zh", "note", "avoid")
 
 
 class UnknownTermError(KeyError):
@@ -40,7 +42,7 @@ class UnknownTermError(KeyError):
 
 
 @functools.cache
-def _rows() -> tuple[tuple[str, str, str], ...]:
+def _rows() -> tuple[tuple[str, str, str, str], ...]:
     text = resources.files("dlbook").joinpath("resources", "glossary.tsv").read_text(encoding="utf-8")
     reader = csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
     header = tuple(next(reader))
@@ -49,13 +51,13 @@ def _rows() -> tuple[tuple[str, str, str], ...]:
     rows = []
     for lineno, row in enumerate(reader, start=2):
         if len(row) != len(_COLUMNS) or not row[0].strip() or not row[1].strip():
-            raise ValueError(f"glossary.tsv line {lineno}: expected en, zh, note; got {row!r}")
+            raise ValueError(f"glossary.tsv line {lineno}: expected en, zh, note, avoid; got {row!r}")
         rows.append(tuple(cell.strip() for cell in row))
     return tuple(rows)
 
 
 def load() -> list[dict[str, str]]:
-    """Return every glossary entry as a dict with keys ``en``, ``zh`` and ``note``.
+    """Return every glossary entry as a dict with keys ``en``, ``zh``, ``note`` and ``avoid``.
 
     The list is a fresh copy in file order (grouped by the chapter that
     introduces the term); changing it does not change the glossary.
@@ -80,7 +82,7 @@ def _index() -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
     exact: dict[str, str] = {}
     base: dict[str, str] = {}
     alias: dict[str, set[str]] = {}
-    for en, zh, _ in _rows():
+    for en, zh, _, _ in _rows():
         exact[_key(en)] = zh
         bare = re.sub(r"\s*\([^)]*\)", "", en).strip()
         if bare and bare != en:
@@ -121,7 +123,7 @@ def zh_of(en_term: str) -> str:
             f"{en_term!r} is ambiguous in the glossary: it could be any of "
             f"{sorted(alias[key])}; give the full English entry"
         )
-    entries = [en for en, _, _ in _rows()]
+    entries = [en for en, *_ in _rows()]
     close = difflib.get_close_matches(en_term, entries, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     raise UnknownTermError(

@@ -24,6 +24,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from . import i18n
+
 __all__ = [
     "CJK_FONT_FAMILY",
     "COLORS",
@@ -112,14 +114,17 @@ def setup() -> None:
 
     _register_font()
     mpl.rcParams.update(style())
+    i18n.register()  # in a notebook: figures in the chapter's language (both in the book)
 
 
 class Bilingual:
     """The same content in English and in Chinese; shows the page's language.
 
-    In a notebook front end the HTML representation holds both versions,
-    ``<div class="dl-en">…</div><div class="dl-zh">…</div>``; the book's CSS
-    hides the version that does not match the page's ``lang``. In a terminal
+    In the book build (:func:`dlbook.i18n.language` is ``"both"``) the HTML
+    representation holds both versions,
+    ``<div class="dl-en">…</div><div class="dl-zh">…</div>``, and the book's
+    CSS hides the version that does not match the page's ``lang``; a notebook
+    in JupyterLab shows the version of its chapter's language. In a terminal
     both versions print, English first.
     """
 
@@ -140,6 +145,11 @@ class Bilingual:
         return f'<pre class="dl-text">{_html.escape(text)}</pre>'
 
     def _repr_html_(self) -> str:
+        lang = i18n.language()
+        if lang == "en":
+            return self._as_html(self.en)
+        if lang == "zh":
+            return self._as_html(self.zh)
         return (
             f'<div class="dl-en" lang="en">{self._as_html(self.en)}</div>'
             f'<div class="dl-zh" lang="zh-CN">{self._as_html(self.zh)}</div>'

@@ -33,7 +33,9 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["StaticExplorer", "explore"]
+from . import i18n
+
+__all__ = ["BilingualExplorer", "StaticExplorer", "explore"]
 
 MAX_FRAMES = 120
 _PALETTE_COLORS = 64
@@ -152,19 +154,31 @@ def _same(a: object, b: object) -> bool:
         return False
 
 
-def _render(draw: Callable, fig, values: dict) -> bytes:
-    """Draw one frame into ``fig`` and return it as RGBA bytes (no pyplot involved)."""
+def _draw(draw: Callable, fig, values: dict) -> None:
+    """Draw one frame into ``fig`` (no pyplot figure is left behind)."""
     import matplotlib.pyplot as plt
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     before = set(plt.get_fignums())
     fig.clf()
     draw(fig, **values)
     for num in set(plt.get_fignums()) - before:  # a draw() that used pyplot: no stray image
         plt.close(num)
+
+
+def _rasterize(fig) -> bytes:
+    """``fig`` as RGBA bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return bytes(canvas.buffer_rgba())
+
+
+def _render(draw: Callable, fig, values: dict, lang: str = "en") -> bytes:
+    """Draw one frame into ``fig`` and return it as RGBA bytes, its texts in ``lang``."""
+    _draw(draw, fig, values)
+    with i18n.in_language(fig, lang):
+        return _rasterize(fig)
 
 
 def _png(rgba: bytes, size: tuple[int, int], colors: int | None) -> bytes:
@@ -307,10 +321,11 @@ def _caption_html(text: object) -> str:
     return html.escape(str(text))
 
 
-def _caption_text(text: object) -> str:
+def _caption_text(text: object, lang: str = "en") -> str:
+    """A caption as plain text in ``lang`` (a live notebook shows one language)."""
     en, zh = getattr(text, "en", None), getattr(text, "zh", None)
     if isinstance(en, str) and isinstance(zh, str):
-        return f"{en} / {zh}"
+        return zh if lang == "zh" else en
     return str(text)
 
 
@@ -400,37 +415,99 @@ def explore(
 
     fig = _new_figure(figsize, dpi)
     names = [*choice_values, *slider_values]
-    frames, captions = [], []
+    lang = i18n.language()
+    langs = ("en", "zh") if lang == "both" else (lang,)
+    frames: dict[str, list[str]] = {code: [] for code in langs}
+    captions, missing = [], set()
     for combo in itertools.product(*choice_values.values(), *slider_values.values()):
         values = dict(zip(names, combo, strict=True))
-        rgba = _render(draw, fig, values)
+        _draw(draw, fig, values)
+        size = fig.canvas.get_width_height()
+        for code in langs:
+            with i18n.in_language(fig, code, missing):
+                png = _png(_rasterize(fig), size, _PALETTE_COLORS)
+            frames[code].append("data:image/png;base64," + base64.b64encode(png).decode("ascii"))
         if caption is not None:
             captions.append(_caption_html(caption(**values)))
-        size = fig.canvas.get_width_height()
-        png = _png(rgba, size, _PALETTE_COLORS)
-        frames.append("data:image/png;base64," + base64.b64encode(png).decode("ascii"))
-    return StaticExplorer(
-        frames, slider_values, choice_values, label_map, start, size, alt, captions or None
-    )
+    explorers = {}
+    for code in langs:
+        tr = _translator(code, missing)
+        explorers[code] = StaticExplorer(
+            frames[code],
+            slider_values,
+            {name: [tr(o) for o in options] for name, options in choice_values.items()},
+            {name: tr(label_map.get(name, name)) for name in names},
+            start,
+            size,
+            tr(alt) if alt else alt,
+            captions or None,
+        )
+    if lang != "both":
+        return explorers[lang]
+    return BilingualExplorer(explorers["en"], explorers["zh"], missing)
+
+
+def _translator(lang: str, missing: set[str]) -> Callable[[str], str]:
+    """A function giving a control label or option in ``lang`` (English if no row)."""
+
+    def tr(text: str) -> str:
+        if lang == "en":
+            return text
+        found = i18n.translate(str(text), strict=False)
+        if found is None:
+            missing.add(str(text))
+            return str(text)
+        return found
+
+    return tr
+
+
+class BilingualExplorer:
+    """An English and a Chinese :class:`StaticExplorer`; the book shows the page's one."""
+
+    def __init__(self, en: StaticExplorer, zh: StaticExplorer, missing: set[str] | None = None):
+        self.en, self.zh = en, zh
+        self.missing = set(missing or ())
+
+    @property
+    def n_frames(self) -> int:
+        return self.en.n_frames
+
+    def _repr_html_(self) -> str:
+        flag = ""
+        if self.missing:
+            listed = html.escape(" | ".join(sorted(self.missing)), quote=True)
+            flag = f' data-dl-missing="{listed}"'
+        return (
+            f'<div class="dl-en" lang="en"{flag}>{self.en._repr_html_()}</div>'
+            f'<div class="dl-zh" lang="zh-CN"{flag}>{self.zh._repr_html_()}</div>'
+        )
+
+    def __repr__(self) -> str:
+        return repr(self.en)
 
 
 def _live(draw, slider_values, choice_values, labels, start, figsize, dpi, caption=None):
     import ipywidgets as w
 
     fig = _new_figure(figsize, dpi)
+    lang = "zh" if i18n.language() == "zh" else "en"
+    tr = _translator(lang, set())
     image = w.Image(format="png")
     label = w.Label()
     errors = w.Output()
     controls: dict[str, w.ValueWidget] = {}
     for name, options in choice_values.items():
         controls[name] = w.Dropdown(
-            options=options, value=options[start[name]], description=labels.get(name, name)
+            options=[(tr(o), o) for o in options],
+            value=options[start[name]],
+            description=tr(labels.get(name, name)),
         )
     for name, values in slider_values.items():
         controls[name] = w.SelectionSlider(
             options=[(_format_value(v), v) for v in values],
             value=values[start[name]],
-            description=labels.get(name, name),
+            description=tr(labels.get(name, name)),
             continuous_update=True,
         )
 
@@ -438,10 +515,10 @@ def _live(draw, slider_values, choice_values, labels, start, figsize, dpi, capti
         values = {name: control.value for name, control in controls.items()}
         errors.clear_output()
         try:
-            rgba = _render(draw, fig, values)
+            rgba = _render(draw, fig, values, lang)
             image.value = _png(rgba, fig.canvas.get_width_height(), None)
             if caption is not None:
-                label.value = _caption_text(caption(**values))
+                label.value = _caption_text(caption(**values), lang)
         except Exception:  # show the error under the figure, keep the controls alive
             with errors:
                 raise

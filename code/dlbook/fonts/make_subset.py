@@ -16,7 +16,8 @@ The glyph set is
   character's frequency is the sum of the frequencies of the words that
   contain it in jieba's bundled dictionary (``jieba/dict.txt``);
 * every CJK character in ``chapters/**/*.ipynb``, ``index.md``,
-  ``code/dlbook/**/*.py`` and the glossary, whatever its frequency;
+  ``code/dlbook/**/*.py``, the glossary and the figure texts
+  (``resources/figures_zh.tsv``), whatever its frequency;
 * CJK symbols and punctuation (U+3000–U+303F), full-width forms
   (U+FF00–U+FFEF), general punctuation (U+2010–U+2027) and printable ASCII.
 
@@ -72,8 +73,9 @@ def book_characters() -> set[str]:
             chars.update(CJK.findall("".join(source) if isinstance(source, list) else source))
     for path in sorted((ROOT / "code" / "dlbook").glob("**/*.py")):
         chars.update(CJK.findall(path.read_text(encoding="utf-8")))
-    glossary = ROOT / "code" / "dlbook" / "resources" / "glossary.tsv"
-    chars.update(CJK.findall(glossary.read_text(encoding="utf-8")))
+    for table in ("glossary.tsv", "figures_zh.tsv"):
+        path = ROOT / "code" / "dlbook" / "resources" / table
+        chars.update(CJK.findall(path.read_text(encoding="utf-8")))
     chars.update(CJK.findall((ROOT / "index.md").read_text(encoding="utf-8")))
     return chars
 

@@ -1,0 +1,327 @@
+"""Figures in the reader's language: every figure of the book in English and in Chinese.
+
+The English and the Chinese chapter share their code cells, so a figure's
+labels are written once, in English, in the code. This module gives each of
+them its Chinese version from one table, ``dlbook/resources/figures_zh.tsv``
+(columns ``en``, ``zh``), and decides which language a figure is shown in:
+
+* **the book build** (``DLBOOK_STATIC=1``, set by the book's Sphinx extension):
+  both. A figure becomes two images, ``<img class="dl-en">`` and
+  ``<img class="dl-zh">``, and the book's CSS shows the one that matches the
+  page; an explorer draws its frames in both languages;
+* **a notebook in JupyterLab**: the language of the chapter's folder
+  (a kernel started in ``chapters/zh`` shows Chinese figures);
+* anywhere else: English. ``DLBOOK_LANG=en|zh|both`` overrides all of this.
+
+A label is looked up whole (``"training loss"``), then with its numbers as
+placeholders (``"seed 3"`` matches the row ``seed {n}``, whose Chinese
+``种子 {n}`` gets the same numbers back, in order), then line by line.
+Strings without English words (``"$f(x)$"``, ``"ReLU"``, ``"0.5"``) need no
+row. Matplotlib typesets a string with ``$…$`` entirely as mathtext, which has
+no Chinese glyphs, so a Chinese row never mixes the two (write ``α``, not
+``$\\alpha$``, next to Chinese; ``tests/test_i18n.py`` checks the table).
+
+Examples
+--------
+>>> from dlbook import i18n
+>>> i18n.translate("validation accuracy")
+'验证准确率'
+>>> i18n.translate("seed 2")
+'种子 2'
+>>> i18n.translate("ReLU")            # no English word: the same in both
+'ReLU'
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import functools
+import html
+import io
+import os
+import re
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+__all__ = [
+    "LANGUAGES",
+    "MissingTranslation",
+    "figure_html",
+    "in_language",
+    "language",
+    "needs_translation",
+    "table",
+    "translate",
+]
+
+#: The values :func:`language` returns.
+LANGUAGES = ("en", "zh", "both")
+
+_COLUMNS = ("en", "zh")
+#: A number in a label: an integer, a decimal, scientific notation, with its sign.
+_NUMBER = re.compile(r"(?<![A-Za-z_\\])[-−+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+_PLACEHOLDER = "{n}"
+_MATHS = re.compile(r"\$[^$]*\$")
+#: An English word: three or more letters, lower case after the first
+#: ("loss", "Training"); "ReLU", "GELU", "MLP", "x", "Wx" are not words here.
+_WORD = re.compile(r"\b[A-Za-z][a-z]{2,}\b")
+_CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+class MissingTranslation(KeyError):
+    """A figure text that needs a Chinese version and has no row in the table."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def language() -> str:
+    """``"en"``, ``"zh"`` or ``"both"``: the language(s) figures are drawn in here."""
+    chosen = os.environ.get("DLBOOK_LANG", "").strip().lower()
+    if chosen:
+        if chosen not in LANGUAGES:
+            raise ValueError(f"DLBOOK_LANG must be one of {LANGUAGES}, got {chosen!r}")
+        return chosen
+    if os.environ.get("DLBOOK_STATIC", "") not in ("", "0"):
+        return "both"
+    try:
+        here = Path.cwd()
+    except OSError:  # the working directory was removed
+        return "en"
+    return "zh" if here.name == "zh" else "en"
+
+
+@functools.cache
+def _rows() -> tuple[tuple[str, str], ...]:
+    text = resources.files("dlbook").joinpath("resources", "figures_zh.tsv").read_text("utf-8")
+    reader = csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = tuple(next(reader))
+    if header != _COLUMNS:
+        raise ValueError(f"figures_zh.tsv: expected columns {_COLUMNS}, got {header}")
+    rows = []
+    for lineno, row in enumerate(reader, start=2):
+        if len(row) != 2 or not row[0] or not row[1]:
+            raise ValueError(f"figures_zh.tsv line {lineno}: expected en<TAB>zh, got {row!r}")
+        en, zh = (cell.replace("\\n", "\n") for cell in row)
+        if en.count(_PLACEHOLDER) != zh.count(_PLACEHOLDER):
+            raise ValueError(f"figures_zh.tsv line {lineno}: {en!r} and {zh!r} differ in {{n}}")
+        rows.append((en, zh))
+    return tuple(rows)
+
+
+@functools.cache
+def _index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for en, zh in _rows():
+        if en in index:
+            raise ValueError(f"figures_zh.tsv: {en!r} appears twice")
+        index[en] = zh
+    return index
+
+
+def table() -> list[dict[str, str]]:
+    """Every row of the figure table, as dicts with keys ``en`` and ``zh`` (a copy)."""
+    return [dict(zip(_COLUMNS, row, strict=True)) for row in _rows()]
+
+
+@functools.cache
+def _names() -> frozenset[str]:
+    """Single words the table keeps as they are (``Adam``, ``tanh``): names, not English."""
+    return frozenset(en for en, zh in _rows() if en == zh and re.fullmatch(r"[A-Za-z][\w-]*", en))
+
+
+def needs_translation(text: str) -> bool:
+    """Whether ``text`` holds an English word outside ``$…$`` and has no Chinese yet.
+
+    Names that the table keeps unchanged (a row ``Adam<TAB>Adam``) are not
+    English words: ``"Adam, $\\eta = 0.1$"`` needs no row of its own.
+    """
+    if _CJK.search(text):
+        return False
+    names = _names()
+    return any(word.group() not in names for word in _WORD.finditer(_MATHS.sub(" ", text)))
+
+
+def _fill(template: str, numbers: list[str]) -> str:
+    parts = template.split(_PLACEHOLDER)
+    out = [parts[0]]
+    for number, part in zip(numbers, parts[1:], strict=True):
+        out += [number, part]
+    return "".join(out)
+
+
+def translate(text: str, *, strict: bool = True) -> str | None:
+    """The Chinese version of one figure text.
+
+    Returns ``text`` itself when it needs no translation. For a text that needs
+    one and has no row: raises :class:`MissingTranslation` (``strict=True``)
+    or returns ``None``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"translate expects str, got {type(text).__name__}")
+    if not needs_translation(text):
+        return text
+    index = _index()
+    if text in index:
+        return index[text]
+    numbers = _NUMBER.findall(text)
+    if numbers:
+        template = index.get(_NUMBER.sub(_PLACEHOLDER, text))
+        if template is not None and template.count(_PLACEHOLDER) == len(numbers):
+            return _fill(template, numbers)
+    if "\n" in text:
+        lines = [translate(line, strict=False) for line in text.split("\n")]
+        if all(line is not None for line in lines):
+            return "\n".join(lines)
+    if strict:
+        raise MissingTranslation(
+            f"no Chinese version of the figure text {text!r}: add a row to "
+            "dlbook/resources/figures_zh.tsv (numbers as {n})"
+        )
+    return None
+
+
+# ------------------------------------------------------------------ figures
+def _formatters(fig):
+    """The tick formatters of ``fig`` that hold their own strings (fixed, function, categorical)."""
+    from matplotlib.category import StrCategoryFormatter
+    from matplotlib.ticker import FixedFormatter, FuncFormatter
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                if isinstance(formatter, (FixedFormatter, FuncFormatter, StrCategoryFormatter)):
+                    yield formatter
+
+
+@contextlib.contextmanager
+def in_language(fig, lang: str, missing: set[str] | None = None) -> Iterator[None]:
+    """Within the block, every text of ``fig`` is in ``lang``; restored afterwards.
+
+    Titles, axis labels, legend entries, annotations, fixed or categorical tick
+    labels. A text without a row stays English and is added to ``missing``
+    (if given).
+    """
+    if lang not in ("en", "zh"):
+        raise ValueError(f"in_language: lang must be 'en' or 'zh', got {lang!r}")
+    if lang == "en":
+        yield
+        return
+    from matplotlib.category import StrCategoryFormatter
+    from matplotlib.text import Text
+    from matplotlib.ticker import FuncFormatter
+
+    def zh(text: str) -> str:
+        found = translate(text, strict=False)
+        if found is None:
+            if missing is not None:
+                missing.add(text)
+            return text
+        return found
+
+    texts = []
+    for artist in fig.findobj(Text):
+        original = artist.get_text()
+        if original:
+            texts.append((artist, original))
+            artist.set_text(zh(original))
+    formatters = []
+    for formatter in _formatters(fig):
+        if isinstance(formatter, StrCategoryFormatter):
+            units = formatter._units  # {label: position}; no public setter
+            formatters.append((formatter, "_units", units))
+            formatter._units = {zh(str(k)): v for k, v in units.items()}
+        elif isinstance(formatter, FuncFormatter):  # also what set_ticklabels makes
+            func = formatter.func
+            formatters.append((formatter, "func", func))
+            formatter.func = lambda x, pos=None, func=func: zh(str(func(x, pos)))
+        else:
+            formatters.append((formatter, "seq", formatter.seq))
+            formatter.seq = [zh(s) for s in formatter.seq]
+    try:
+        yield
+    finally:
+        for artist, original in texts:
+            artist.set_text(original)
+        for formatter, attribute, value in formatters:
+            setattr(formatter, attribute, value)
+
+
+def _png(fig) -> bytes:
+    """The PNG a notebook shows for ``fig`` (IPython's own rendering when available)."""
+    try:
+        from IPython.core.pylabtools import print_figure
+    except ImportError:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight", dpi=fig.dpi)
+        return buffer.getvalue()
+    return print_figure(fig, "png", bbox_inches="tight")
+
+
+def figure_html(fig) -> str:
+    """Both language versions of ``fig`` as HTML: two ``<img>``, one shown per page.
+
+    Texts without a Chinese row are listed in the ``data-dl-missing``
+    attribute (the book's tests fail on it) and stay English.
+    """
+    missing: set[str] = set()
+    images = []
+    for lang, attrs in (("en", 'class="dl-en" lang="en"'), ("zh", 'class="dl-zh" lang="zh-CN"')):
+        with in_language(fig, lang, missing):
+            data = base64.b64encode(_png(fig)).decode("ascii")
+        images.append(f'<img {attrs} alt="" src="data:image/png;base64,{data}">')
+    flag = ""
+    if missing:
+        flag = f' data-dl-missing="{html.escape(" | ".join(sorted(missing)), quote=True)}"'
+    return f'<div class="dl-figure"{flag}>{"".join(images)}</div>'
+
+
+def _display_png(fig) -> bytes | None:
+    """IPython's PNG formatter for a figure, in the language of this notebook."""
+    if not fig.axes and not fig.lines:
+        return None
+    with in_language(fig, "zh" if language() == "zh" else "en"):
+        return _png(fig)
+
+
+def _display_html(fig) -> str | None:
+    """IPython's HTML formatter for a figure: both languages in the book build only."""
+    if language() != "both" or (not fig.axes and not fig.lines):
+        return None
+    return figure_html(fig)
+
+
+def register(shell=None) -> bool:
+    """Show every figure of this IPython session in the reader's language.
+
+    Called by :func:`dlbook.plot.setup`. Returns ``False`` outside IPython.
+    """
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None:
+        return False
+    formatters = shell.display_formatter.formatters
+
+    def install(*_args) -> None:
+        from matplotlib.figure import Figure
+
+        formatters["image/png"].for_type(Figure, _display_png)
+        formatters["text/html"].for_type(Figure, _display_html)
+
+    install()
+    # matplotlib-inline drops every figure formatter when the backend is first
+    # used (and on %matplotlib), possibly in the middle of a cell: install ours
+    # again before each cell and after it, before matplotlib-inline's own
+    # post_execute hook (registered later, so run later) shows the figures.
+    if not getattr(shell, "_dlbook_i18n", False):
+        shell.events.register("pre_run_cell", install)
+        shell.events.register("post_execute", install)
+        shell._dlbook_i18n = True
+    return True
