@@ -24,6 +24,7 @@ that the book and JupyterLab hide the same code cells.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -108,8 +109,11 @@ def _expected(path: Path) -> dict:
     }
 
 
-# ---------------------------------------------------------------- static: book and JupyterLab agree
-@pytest.mark.parametrize("path", sorted(CHAPTERS.glob("*/*.ipynb")), ids=lambda p: f"{p.parent.name}/{p.name}")
+# ------------------------------------------------------------- static: book and JupyterLab agree
+NOTEBOOKS = sorted(CHAPTERS.glob("*/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_hidden_code_cells_start_collapsed_in_jupyterlab(path):
     """A code cell hidden in the book (tag hide-input) starts collapsed in JupyterLab, and vice versa."""
     for i, cell in enumerate(_cells(path)):
@@ -177,10 +181,9 @@ def _stop(proc: subprocess.Popen, base: str | None, token: str) -> None:
             pass
 
 
-@pytest.fixture(scope="module")
-def lab(browser, tmp_path_factory):
-    """JupyterLab from this environment on a copy of chapters/; yields (base URL, token)."""
-    tmp = tmp_path_factory.mktemp("lab")
+@contextlib.contextmanager
+def jupyterlab(tmp: Path):
+    """JupyterLab from this environment on a copy of chapters/ (in ``tmp``); yields (base URL, token)."""
     root = tmp / "chapters"
     shutil.copytree(CHAPTERS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     config, settings = tmp / "config", tmp / "config" / "lab" / "user-settings"
@@ -221,7 +224,7 @@ def lab(browser, tmp_path_factory):
         while base is None:
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_text(errors="replace")[-3000:]
-                pytest.fail(f"JupyterLab did not start ({' '.join(cmd[:3])}):\n{tail}")
+                raise RuntimeError(f"JupyterLab did not start ({' '.join(cmd[:3])}):\n{tail}")
             info = runtime / f"jpserver-{proc.pid}.json"
             if info.is_file():
                 try:
@@ -238,14 +241,20 @@ def lab(browser, tmp_path_factory):
         _stop(proc, base, token)
 
 
+@pytest.fixture(scope="module")
+def lab(browser, tmp_path_factory):
+    with jupyterlab(tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
 # Per cell, in notebook order: its kind, the text of its rendered markdown (rendered
 # maths and the hidden editor removed), the admonitions and dropdowns in it, and whether
 # its input is collapsed to the placeholder.
 _INSPECT = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell')).map(cell => {
     const kind = cell.classList.contains('jp-MarkdownCell') ? 'markdown'
         : cell.classList.contains('jp-CodeCell') ? 'code' : 'raw';
-    const area = cell.querySelector('.jp-InputArea');
-    const shown = area.cloneNode(true);
+    const shown = (cell.querySelector('.jp-Cell-inputWrapper') || document.createElement('div'))
+        .cloneNode(true);
     shown.querySelectorAll('.jp-InputArea-editor, .jp-InputPrompt, .katex, .katex-display')
         .forEach(e => e.remove());
     const placeholder = cell.querySelector('.jp-InputPlaceholder');
@@ -254,7 +263,7 @@ _INSPECT = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell'
     return {
         kind,
         rendered: cell.classList.contains('jp-mod-rendered'),
-        myst: cell.querySelector('.jp-InputArea .myst') !== null,
+        myst: cell.querySelector('.jp-Cell-inputWrapper .myst') !== null,
         text: kind === 'markdown' ? shown.textContent : '',
         admonitions: cell.querySelectorAll('.myst-admonition').length,
         dropdowns: details.length,
@@ -266,9 +275,17 @@ _INSPECT = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell'
     };
 })"""
 
-_ALL_MARKDOWN_RENDERED = """n => {
+_ALL_MARKDOWN_RENDERED = """([n, selector]) => {
     const cells = document.querySelectorAll('.jp-Notebook .jp-MarkdownCell');
-    return cells.length === n && Array.from(cells).every(c => c.classList.contains('jp-mod-rendered'));
+    return cells.length === n && Array.from(cells).every(
+        c => c.classList.contains('jp-mod-rendered') && c.querySelector(selector) !== null);
+}"""
+
+_EXTENSIONS = """() => {
+    const config = JSON.parse(document.getElementById('jupyter-config-data').textContent);
+    const disabled = config.disabledExtensions || [];
+    return (config.federated_extensions || []).map(e => e.name).filter(
+        name => !disabled.some(d => d === name || d.startsWith(name + ':')));
 }"""
 
 
@@ -296,16 +313,19 @@ def test_chapter_renders_in_jupyterlab(browser, lab, lang):
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(f"{base}lab/tree/{lang}/{CHAPTER}?reset&token={token}")
-        page.wait_for_function(_ALL_MARKDOWN_RENDERED, arg=n_markdown)
+        page.wait_for_function(_ALL_MARKDOWN_RENDERED, arg=[n_markdown, ".jp-Cell-inputWrapper"])
+        extensions = page.evaluate(_EXTENSIONS)
+        assert "jupyterlab-myst" in extensions, f"jupyterlab-myst is not active in JupyterLab: {extensions}"
+        page.wait_for_function(_ALL_MARKDOWN_RENDERED, arg=[n_markdown, ".jp-Cell-inputWrapper .myst"])
         # jupyterlab-myst renders each cell, then the notebook once more (numbering,
-        # references): wait until two looks half a second apart agree.
+        # references): wait until two looks 0.7 s apart agree.
         seen, deadline = None, time.monotonic() + TIMEOUT_MS / 1000
         while True:
             now = page.evaluate(_INSPECT)
             if now == seen or time.monotonic() > deadline:
                 break
             seen = now
-            page.wait_for_timeout(500)
+            page.wait_for_timeout(700)
     finally:
         context.close()
 

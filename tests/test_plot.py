@@ -196,11 +196,14 @@ def test_bilingual_rejects_non_strings():
 
 
 # ---------------------------------------------------------------- chapter 1 helpers
-def test_properties_table_is_bilingual_with_maths():
+def test_properties_table_is_bilingual_with_maths(monkeypatch):
     from dlbook import activations
 
+    monkeypatch.setenv("DLBOOK_LANG", "both")
     rows = activations.properties_table()
     html = plot.properties_table(rows)._repr_html_()
+    zh = html[html.index('<div class="dl-zh"') :]
+    assert "苏剑林" in zh and "Su Jianlin" not in zh and "Su Jianlin" in html
     assert html.count("<tr>") == 2 * (len(rows) + 1)
     assert "<th>Monotonic</th>" in html and "<th>单调</th>" in html
     # maths: the range in both languages, plus a name that is a formula (xexp)

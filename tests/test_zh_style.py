@@ -90,7 +90,7 @@ def find_avoided(text: str) -> list[str]:
 
 NUMBER_RULES = (
     (
-        re.compile(r"(?<![\w.,\-])(\d{4,})(?![\d,]|\.\d)(?!\s*[万亿])"),
+        re.compile(r"(?<![\w.,\-])(?<!GB/T )(\d{4,})(?![\d,]|\.\d)(?!\s*[万亿])"),
         lambda m: not (len(m.group(1)) == 4 and 1900 <= int(m.group(1)) <= 2099),
         "group the thousands: 1,078, 50,826",
     ),
@@ -133,7 +133,7 @@ def test_find_avoided(text, expected):
 @pytest.mark.parametrize(
     ("text", "bad"),
     [
-        ("有 1,078 张图像，8,474 个参数，4830 亿个权重，2015 年，ResNet-1001", 0),
+        ("有 1,078 张图像，8,474 个参数，4830 亿个权重，2015 年，ResNet-1001，GB/T 15835", 0),
         ("有 1078 张图像", 1),
         ("共 50826 个", 1),
         ("错误率 8.75%，", 0),

@@ -15,7 +15,8 @@ them its Chinese version from one table, ``dlbook/resources/figures_zh.tsv``
 
 A label is looked up whole (``"training loss"``), then with its numbers as
 placeholders (``"seed 3"`` matches the row ``seed {n}``, whose Chinese
-``种子 {n}`` gets the same numbers back, in order), then line by line.
+``种子 {n}`` gets the same numbers back, in order), then line by line, then
+part by part between ``", "`` (``"CNN, training"`` gives ``"CNN，训练"``).
 Strings without English words (``"$f(x)$"``, ``"ReLU"``, ``"0.5"``) need no
 row. Matplotlib typesets a string with ``$…$`` entirely as mathtext, which has
 no Chinese glyphs, so a Chinese row never mixes the two (write ``α``, not
@@ -53,6 +54,7 @@ __all__ = [
     "in_language",
     "language",
     "needs_translation",
+    "plain_maths",
     "table",
     "translate",
 ]
@@ -153,6 +155,33 @@ def _fill(template: str, numbers: list[str]) -> str:
     return "".join(out)
 
 
+_TEX = {
+    r"\alpha": "α", r"\beta": "β", r"\gamma": "γ", r"\delta": "δ", r"\eta": "η",
+    r"\theta": "θ", r"\lambda": "λ", r"\mu": "μ", r"\rho": "ρ", r"\sigma": "σ",
+    r"\tau": "τ", r"\varepsilon": "ε", r"\epsilon": "ε", r"\phi": "φ", r"\omega": "ω",
+    r"\times": "×", r"\cdot": "·", r"\le": "≤", r"\ge": "≥", r"\infty": "∞",
+    r"\partial": "∂", r"\ln": "ln", r"\log": "log", r"\|": "‖", r"\,": " ", r"\ ": " ",
+}
+
+
+def plain_maths(text: str) -> str:
+    """``text`` with its ``$…$`` written as plain Unicode (``$\\eta = 0.1$`` -> ``η = 0.1``).
+
+    Matplotlib typesets a string that contains ``$`` entirely as mathtext, which
+    has no Chinese glyphs; a Chinese label keeps its maths as plain text instead.
+    """
+
+    def plain(match: re.Match) -> str:
+        tex = match.group()[1:-1]
+        for command in sorted(_TEX, key=len, reverse=True):
+            space = r"(?:\s(?=[A-Za-z]))?" if command[-1].isalpha() else ""  # \partial L: ∂L
+            tex = re.sub(re.escape(command) + r"(?![A-Za-z])" + space, _TEX[command], tex)
+        tex = re.sub(r"\\(?:mathrm|text|operatorname|mathbf|boldsymbol)\{([^{}]*)\}", r"\1", tex)
+        return tex.replace("{", "").replace("}", "")
+
+    return _MATHS.sub(plain, text)
+
+
 def translate(text: str, *, strict: bool = True) -> str | None:
     """The Chinese version of one figure text.
 
@@ -172,10 +201,12 @@ def translate(text: str, *, strict: bool = True) -> str | None:
         template = index.get(_NUMBER.sub(_PLACEHOLDER, text))
         if template is not None and template.count(_PLACEHOLDER) == len(numbers):
             return _fill(template, numbers)
-    if "\n" in text:
-        lines = [translate(line, strict=False) for line in text.split("\n")]
-        if all(line is not None for line in lines):
-            return "\n".join(lines)
+    for separator in ("\n", ", "):  # line by line, then part by part ("CNN, training")
+        if separator in text:
+            parts = [translate(part, strict=False) for part in text.split(separator)]
+            if all(part is not None for part in parts):
+                joined = (separator if separator == "\n" else "，").join(parts)
+                return plain_maths(joined) if _CJK.search(joined) else joined
     if strict:
         raise MissingTranslation(
             f"no Chinese version of the figure text {text!r}: add a row to "

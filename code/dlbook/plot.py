@@ -206,6 +206,9 @@ def _short_reference(reference: str) -> str:
     return reference.split(",")[0].rstrip(".")
 
 
+#: Authors cited in the properties table who publish in Chinese.
+_AUTHORS_ZH = {"Su Jianlin": "苏剑林"}
+
 _SIDES = {"left": ("x→−∞", "左侧"), "right": ("x→+∞", "右侧"), "both": ("both", "两侧")}
 
 
@@ -267,6 +270,8 @@ def properties_table(rows: list[dict]) -> Bilingual:
                 f'<td class="dl-flag">{_flag(row[key], en)}</td>' for key, _, _ in _PROPERTY_COLUMNS
             ]
             ref = _short_reference(str(row["reference"]))
+            if not en:  # authors who write in Chinese keep their Chinese name
+                ref = _AUTHORS_ZH.get(ref, ref)
             cells.append(f'<td class="dl-ref">{_html.escape(ref)}</td>')
             lines.append("<tr>" + "".join(cells) + "</tr>")
         lines.append("</tbody></table>")
