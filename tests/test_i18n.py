@@ -168,7 +168,9 @@ def test_in_language_collects_missing_texts(fig):
 
 def test_figure_html_holds_two_different_images(fig):
     html = i18n.figure_html(fig)
-    images = re.findall(r'<img class="dl-(en|zh)" lang="[^"]+" alt="" src="data:image/png;base64,([^"]+)"', html)
+    images = re.findall(
+        r'<img class="dl-(en|zh)" lang="[^"]+" alt="" src="data:image/png;base64,([^"]+)"', html
+    )
     assert [lang for lang, _ in images] == ["en", "zh"]
     assert images[0][1] != images[1][1], "the Chinese image is the English one"
     assert "data-dl-missing" not in html

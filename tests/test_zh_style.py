@@ -122,7 +122,10 @@ def find_number_format(text: str) -> list[str]:
         ("标签平滑与 Dropout（随机失活）", []),
         ("He 初始化（也称 Kaiming 初始化）", []),
         ("**编码器–解码器注意力**（也称交叉注意力）", []),
-        ("这就是交叉注意力（也称编码器–解码器注意力）", ["交叉注意力 → 编码器–解码器注意力 (encoder–decoder attention (cross-attention))"]),
+        (
+            "这就是交叉注意力（也称编码器–解码器注意力）",
+            ["交叉注意力 → 编码器–解码器注意力 (encoder–decoder attention (cross-attention))"],
+        ),
         ("Dropout 即暂退法", ["暂退法 → Dropout (dropout)"]),
     ],
 )
