@@ -311,10 +311,14 @@ def figure_html(fig) -> str:
 
 
 def _display_png(fig) -> bytes | None:
-    """IPython's PNG formatter for a figure, in the language of this notebook."""
-    if not fig.axes and not fig.lines:
+    """IPython's PNG formatter for a figure, in the language of this notebook.
+
+    None in the book build, where the HTML holds both languages' images.
+    """
+    lang = language()
+    if lang == "both" or (not fig.axes and not fig.lines):
         return None
-    with in_language(fig, "zh" if language() == "zh" else "en"):
+    with in_language(fig, lang):
         return _png(fig)
 
 
