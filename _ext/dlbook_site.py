@@ -33,8 +33,23 @@ What it does:
 * **Nothing from the internet.** sphinx-thebe (loaded by Jupyter Book even
   with launch buttons off) is unhooked: its inline script names a CDN. Widget
   JS (``nb_ipywidgets_js``) is off in ``_config.yml``.
-* **The theme speaks Chinese on Chinese pages** ("上一条", "目录", the search
-  box, "显示代码" on hidden cells), with the themes' own zh_CN catalogs.
+* **The theme speaks Chinese on Chinese pages** ("上一章", "目录", the search
+  box, "显示代码" on hidden cells), with the themes' own zh_CN catalogs and the
+  book's corrections to them in mainland usage (``ZH_SPHINX_WORDS``,
+  ``ZH_BOOK_WORDS``: 打印为 PDF, 上一章 / 下一章, a Chinese date). Words the
+  themes write without a catalog (``title="Toggle primary sidebar"``,
+  ``aria-label="Main"``, "Link to this heading" …) are replaced in the written
+  Chinese pages (``ZH_ATTRIBUTES``); the few that scripts create in the
+  browser (the copy button's "Copied!", togglebutton's labels) are in
+  ``dlbook.js``.
+* **Each language reads on its own.** On a Chinese page the sidebar lists the
+  中文 part first; previous/next never leave the page's language (the zh
+  preface goes back to the landing page, the en glossary has no "next").
+* **A Chinese search page.** ``search-zh.html`` (Sphinx's search page in
+  Chinese, ``lang="zh-CN"``) is where the search box of Chinese pages
+  submits; searchtools' own words come in Chinese there, and on both search
+  pages the results in the page's language come first (``dlbook.js`` sets
+  ``Scorer.score``).
 * **Chinese without a Chinese font.** The CJK subset that ``dlbook.plot``
   uses (Noto Sans CJK SC, SIL OFL 1.1) is copied to ``_static/dlbook-fonts``
   and declared as the last font of the theme's stacks, after ``local()``
@@ -46,9 +61,11 @@ What it does:
 from __future__ import annotations
 
 import csv
+import datetime
 import functools
 import gettext
 import importlib
+import json
 import os
 import posixpath
 import re
@@ -79,6 +96,9 @@ FONT_FILES = ("NotoSansCJKsc-subset.otf", "OFL.txt")
 FONT_DIR = "dlbook-fonts"  # under _static/
 FONT_SOURCE = HERE.parent / "code" / "dlbook" / "fonts"  # the repository's package data
 SWITCH_TEMPLATE = "dl-lang-switch.html"
+SEARCH_PAGE = "search"  # Sphinx's search page, in English
+ZH_SEARCH_PAGE = "search-zh"  # the same page in Chinese: the search box of Chinese pages submits here
+ZH_SEARCH_TEMPLATE = "dl-search-zh.html"
 USERDICT_NAME = "dlbook-jieba-userdict.txt"
 
 # chapters/<lang>/<name>: the language folder, its html lang and the switch label
@@ -86,7 +106,22 @@ LANGUAGES = {
     "en": {"lang": "en", "label": "English", "title": "Read this chapter in English"},
     "zh": {"lang": "zh-CN", "label": "中文", "title": "阅读本章的中文版"},
 }
+# the language switch of the two search pages
+SEARCH_TWINS = {
+    SEARCH_PAGE: ("zh", ZH_SEARCH_PAGE, "用中文搜索本书"),
+    ZH_SEARCH_PAGE: ("en", SEARCH_PAGE, "Search the book in English"),
+}
 CHAPTER = re.compile(r"^chapters/(en|zh)/(.+)$")
+
+
+def page_language(pagename: str | None) -> str | None:
+    """``"en"`` or ``"zh"`` for a chapter or a search page; ``None`` for the bilingual rest."""
+    if not pagename:
+        return None
+    if pagename in SEARCH_TWINS:
+        return "zh" if pagename == ZH_SEARCH_PAGE else "en"
+    match = CHAPTER.match(pagename)
+    return match.group(1) if match else None
 CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
 
 
@@ -139,6 +174,11 @@ def on_config_inited(app: Sphinx, config: Config) -> None:
     config.mathjax_path = MATHJAX_PATH
     config.html_static_path = [*config.html_static_path, str(VENDOR), str(STATIC)]
     config.templates_path = [*config.templates_path, str(TEMPLATES)]
+    # Sphinx's search page once more, in Chinese (search-zh.html).
+    config.html_additional_pages = {
+        **(config.html_additional_pages or {}),
+        ZH_SEARCH_PAGE: ZH_SEARCH_TEMPLATE,
+    }
 
     # The switch sits in the article header, before the theme's buttons.
     if config.html_theme in ("sphinx_book_theme", "pydata_sphinx_theme"):
@@ -329,7 +369,99 @@ def zh_catalogs() -> tuple[gettext.NullTranslations, gettext.NullTranslations]:
     sphinx_words = catalog("pydata_sphinx_theme", "locale", "sphinx")
     sphinx_words.add_fallback(catalog("sphinx", "locale", "sphinx"))
     book_words = catalog("sphinx_book_theme", "theme/sphinx_book_theme/static/locales", "booktheme")
-    return sphinx_words, book_words
+    return Words(ZH_SPHINX_WORDS, sphinx_words), Words(ZH_BOOK_WORDS, book_words)
+
+
+class Words(gettext.NullTranslations):
+    """The book's own translations in front of a catalog (which answers the rest)."""
+
+    def __init__(self, words: dict[str, str], fallback: gettext.NullTranslations) -> None:
+        super().__init__()
+        self.words = dict(words)
+        self.add_fallback(fallback)
+
+    def gettext(self, message: str) -> str:
+        return self.words[message] if message in self.words else super().gettext(message)
+
+
+# The themes' catalogs corrected to mainland usage, and what they lack. Keys are
+# the themes' msgids (templates' ``_()`` / ``{% trans %}``; sphinx-book-theme's
+# ``translate()``).
+ZH_SPHINX_WORDS = {
+    "previous": "上一章",  # pydata: 上一条
+    "next": "下一章",  # pydata: 下一条
+    "previous page": "上一章",
+    "next page": "下一章",
+    "Color mode": "颜色模式",
+    "System Settings": "跟随系统",
+    "Light": "亮色",
+    "Dark": "暗色",
+    "Last updated on %(last_updated)s.": "最后更新于 %(last_updated)s。",
+    "Breadcrumb": "导航路径",
+    "Home": "首页",
+    "Search": "搜索",
+    "Error": "错误",
+    "Please activate JavaScript to enable the search functionality.": "请启用 JavaScript 以使用搜索功能。",
+}
+ZH_BOOK_WORDS = {
+    "Print to PDF": "打印为 PDF",  # the catalog's 列印成 PDF is Taiwanese usage
+    "Download this page": "下载本页",
+    "Download source file": "下载源文件",
+    "Download notebook file": "下载笔记本文件",
+    "Fullscreen mode": "全屏模式",
+}
+# Words the themes write without a catalog (hard-coded in their templates, or
+# by Sphinx's HTML writer and MyST-NB in the page body): replaced in the written
+# Chinese pages, in these attributes only.
+ZH_ATTRIBUTES = {
+    "Toggle primary sidebar": "显示或隐藏目录栏",
+    "Toggle secondary sidebar": "显示或隐藏本页目录",
+    "Link to this heading": "链接到此标题",
+    "Download this page": "下载本页",
+    "Toggle hidden content": "显示或隐藏内容",
+    "Main": "全书目录",
+    "Page": "本页目录",
+}
+LOCALISED_ATTRIBUTE = re.compile(r'\b(title|aria-label|data-bs-title)="([^"]*)"')
+# searchtools.js and sphinx_highlight.js translate with Documentation.gettext;
+# Sphinx ships no catalog for them when the book's language is en.
+ZH_SCRIPT_WORDS = {
+    "Searching": "正在搜索",
+    "Search Results": "搜索结果",
+    "Preparing search...": "正在准备搜索……",
+    "Search finished, found ${resultCount} page(s) matching the search query.": (
+        "搜索完成，共找到 ${resultCount} 个相关页面。"
+    ),
+    "Your search did not match any documents. Please make sure that all words are spelled "
+    "correctly and that you've selected enough categories.": (
+        "没有找到相关页面。请检查拼写，或换一个词再试。"
+    ),
+    ", in ": "，位于 ",
+    "Hide Search Matches": "隐藏搜索高亮",
+}
+
+
+def localise_attributes(html: str, words: dict[str, str] | None = None) -> str:
+    """``title``/``aria-label``/``data-bs-title`` values found in ``words`` translated."""
+    words = ZH_ATTRIBUTES if words is None else words
+
+    def swap(match: re.Match[str]) -> str:
+        attribute, value = match.groups()
+        return f'{attribute}="{words[value]}"' if value in words else match.group(0)
+
+    return LOCALISED_ATTRIBUTE.sub(swap, html)
+
+
+def zh_date(when: datetime.datetime | None = None) -> str:
+    """The build date as Sphinx takes it (``SOURCE_DATE_EPOCH`` or now), in Chinese."""
+    if when is None:
+        epoch = os.getenv("SOURCE_DATE_EPOCH")
+        when = (
+            datetime.datetime.fromtimestamp(float(epoch), tz=datetime.UTC)
+            if epoch is not None
+            else datetime.datetime.now(tz=datetime.UTC).astimezone()
+        )
+    return f"{when.year} 年 {when.month} 月 {when.day} 日"
 
 
 ZH_CELL_PROMPTS = {
@@ -380,6 +512,37 @@ def _localise_toggle_hints(context: dict[str, Any]) -> None:
     context["script_files"] = files
 
 
+def _add_script_words(context: dict[str, Any]) -> None:
+    """Sphinx's scripts (search, highlighting) in Chinese: a catalog right after doctools.js."""
+    from sphinx.builders.html._assets import _JavaScript
+
+    files = list(context.get("script_files", []))
+    names = [str(getattr(asset, "filename", asset) or "") for asset in files]
+    after = [i for i, name in enumerate(names) if name.endswith("doctools.js")]
+    if not after:
+        return
+    catalog = {"locale": "zh_CN", "messages": ZH_SCRIPT_WORDS, "plural_expr": "0"}
+    body = f"Documentation.addTranslations({json.dumps(catalog, ensure_ascii=False)});"
+    files.insert(after[0] + 1, _JavaScript(None, body=body))
+    context["script_files"] = files
+
+
+def _search_in_chinese(context: dict[str, Any]) -> None:
+    """The search box (and the Ctrl+K dialog) of a Chinese page submit to search-zh.html."""
+    pathto = context.get("pathto")
+    if pathto is None:
+        return
+
+    @functools.wraps(pathto)
+    def zh_pathto(otheruri: str, *args: Any, **kwargs: Any) -> str:
+        resource = args[0] if args else kwargs.get("resource", False)
+        if otheruri == SEARCH_PAGE and not resource:
+            otheruri = ZH_SEARCH_PAGE
+        return pathto(otheruri, *args, **kwargs)
+
+    context["pathto"] = zh_pathto
+
+
 def localise_theme(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
@@ -391,12 +554,16 @@ def localise_theme(
     environment = getattr(getattr(app.builder, "templates", None), "environment", None)
     if environment is None or not hasattr(environment, "install_gettext_translations"):
         return
-    if is_zh(pagename):
+    if page_language(pagename) == "zh":
         sphinx_words, book_words = zh_catalogs()
         environment.install_gettext_translations(sphinx_words)
         context["translate"] = book_words.gettext
         context["theme_search_bar_text"] = ZH_SEARCH_TEXT
+        if context.get("last_updated"):
+            context["last_updated"] = zh_date()
         _localise_toggle_hints(context)
+        _add_script_words(context)
+        _search_in_chinese(context)
     else:
         environment.install_gettext_translations(app.translator)
 
@@ -404,6 +571,15 @@ def localise_theme(
 def on_html_page_context(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
+    if pagename in SEARCH_TWINS:
+        other, twin, title = SEARCH_TWINS[pagename]
+        context["language"] = LANGUAGES[page_language(pagename)]["lang"]
+        context["dl_twin_url"] = app.builder.get_relative_uri(pagename, twin)
+        context["dl_twin_label"] = LANGUAGES[other]["label"]
+        context["dl_twin_title"] = title
+        context["dl_twin_lang"] = LANGUAGES[other]["lang"]
+        context["dl_twin_query"] = True  # dlbook.js carries the query over
+        return
     pair = twin_of(pagename)
     if pair is None:
         return
@@ -429,6 +605,122 @@ def on_html_page_context(
         f'<link rel="alternate" hreflang="{LANGUAGES[other]["lang"]}" href="{url}" />',
     ]
     context["metatags"] = context.get("metatags", "") + "\n" + "\n".join(links) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Each language reads on its own: sidebar order, previous/next
+# ---------------------------------------------------------------------------
+def language_parts(app: Sphinx) -> dict[str, str]:
+    """``{caption: language}`` of the root's toctrees whose chapters are all in one language.
+
+    For the book: ``{"English": "en", "中文": "zh"}`` (the parts of ``_toc.yml``).
+    """
+    cached = getattr(app.builder, "_dl_language_parts", None)
+    if cached is not None:
+        return cached
+    parts: dict[str, str] = {}
+    root = app.config.root_doc
+    if root in app.env.all_docs:
+        for toctree in app.env.get_doctree(root).findall(addnodes.toctree):
+            languages = {page_language(docname) for _title, docname in toctree["entries"]}
+            if toctree.get("caption") and len(languages) == 1 and None not in languages:
+                parts[toctree["caption"]] = languages.pop()
+    app.builder._dl_language_parts = parts
+    return parts
+
+
+def lead_with(html: str, captions: set[str]) -> str:
+    """The sidebar's toctree HTML with the parts captioned ``captions`` moved to the top.
+
+    A part is a ``<p class="caption">`` and the ``<ul>`` after it (or the
+    ``<li class="toctree-l0">`` holding both, when the theme folds parts).
+    """
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    heads = soup.find_all("p", class_="caption")
+
+    def part(head: Any) -> list[Any]:
+        parent = head.parent
+        if parent is not None and parent.name == "li" and "toctree-l0" in parent.get("class", []):
+            return [parent]
+        following = head.find_next_sibling("ul")
+        return [head, following] if following is not None else [head]
+
+    others = [i for i, head in enumerate(heads) if head.get_text(strip=True) not in captions]
+    if not others:
+        return html
+    anchor = part(heads[others[0]])[0]
+    moved = [head for head in heads[others[0] :] if head.get_text(strip=True) in captions]
+    if not moved:
+        return html
+    for head in moved:
+        for element in part(head):
+            anchor.insert_before(element.extract())
+    return str(soup)
+
+
+def _own_language_first(app: Sphinx, context: dict[str, Any], language: str) -> None:
+    """The sidebar of a page lists its language's part first (wraps the theme's generator)."""
+    generate = context.get("generate_toctree_html")
+    captions = {caption for caption, lang in language_parts(app).items() if lang == language}
+    if generate is None or not captions:
+        return
+
+    @functools.wraps(generate)
+    def own_first(kind: str, *args: Any, **kwargs: Any) -> Any:
+        html = generate(kind, *args, **kwargs)
+        return lead_with(str(html), captions) if kind == "sidebar" else html
+
+    context["generate_toctree_html"] = own_first
+
+
+def _prev_next_within(app: Sphinx, pagename: str, context: dict[str, Any], language: str) -> None:
+    """Previous/next stay in the page's language.
+
+    Where the toctree's sequence crosses from one part to the other (en glossary
+    -> zh preface), "next" is dropped and "previous" leads to the landing page.
+    """
+    related = getattr(app.builder, "relations", {}).get(pagename)
+    if not related:
+        return
+    _parent, prev_doc, next_doc = related
+    root = app.config.root_doc
+    for key, docname in (("prev", prev_doc), ("next", next_doc)):
+        other = page_language(docname)
+        if other is None or other == language:
+            continue
+        context["rellinks"] = [link for link in context.get("rellinks", []) if link[0] != docname]
+        context[key] = None
+        if key == "prev" and root != pagename and root in app.env.titles:
+            title = app.builder.render_partial(app.env.titles[root])["title"]
+            context["prev"] = {"link": app.builder.get_relative_uri(pagename, root), "title": title}
+
+
+def keep_to_the_language(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    language = page_language(pagename)
+    if language is None:
+        return
+    _prev_next_within(app, pagename, context, language)
+    if language == "zh":
+        _own_language_first(app, context, language)
+
+
+def localise_written_pages(app: Sphinx, exception: Exception | None) -> None:
+    """Translate the hard-coded English attributes (``ZH_ATTRIBUTES``) in the Chinese pages."""
+    if exception is not None or app.builder.format != "html":
+        return
+    names = [name for name in app.env.found_docs if page_language(name) == "zh"]
+    for name in [*sorted(names), ZH_SEARCH_PAGE]:
+        path = Path(app.builder.get_outfilename(name))
+        if not path.is_file():
+            continue
+        html = path.read_text(encoding="utf-8")
+        localised = localise_attributes(html)
+        if localised != html:
+            path.write_text(localised, encoding="utf-8")
 
 
 def copy_cjk_font(app: Sphinx, exception: Exception | None) -> None:
@@ -463,6 +755,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", drop_thebe, priority=900)
     # after sphinx-book-theme's own handler (priority 500), which sets "translate"
     app.connect("html-page-context", localise_theme, priority=600)
+    # after pydata-sphinx-theme's (priority 500), which adds generate_toctree_html
+    app.connect("html-page-context", keep_to_the_language, priority=600)
     app.connect("build-finished", copy_cjk_font)
+    app.connect("build-finished", localise_written_pages)
     app.add_css_file("dlbook.css")
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

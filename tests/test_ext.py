@@ -83,8 +83,9 @@ def built(tmp_path_factory):
         )
     )
     (src / "glossary.tsv").write_text("en\tzh\tnote\nactivation function\t激活函数\t\n", "utf-8")
-    (src / "index.md").write_text(
-        "# Book\n\n```{toctree}\nchapters/en/01_intro\nchapters/zh/01_intro\n```\n",
+    (src / "index.md").write_text(  # two parts, as in the book's _toc.yml
+        "# Book\n\n```{toctree}\n:caption: English\n\nchapters/en/01_intro\n```\n\n"
+        "```{toctree}\n:caption: 中文\n\nchapters/zh/01_intro\n```\n",
         encoding="utf-8",
     )
     (src / "conf.py").write_text(
@@ -157,8 +158,85 @@ def test_chinese_page_language_and_switch(built):
     index = (built / "index.html").read_text(encoding="utf-8")
     assert "dl-lang-switch" not in index
     # the theme's own words follow the page's language
-    assert 'placeholder="搜索本书……"' in zh and "上一条" in zh
-    assert "搜索本书" not in en and "上一条" not in en and "previous" in en
+    assert 'placeholder="搜索本书……"' in zh and "上一章" in zh and "上一条" not in zh
+    assert "搜索本书" not in en and "上一章" not in en and "previous" in en
+
+
+def _captions(html: str) -> list[str]:
+    nav = re.search(r'<nav class="bd-links bd-docs-nav".*?</nav>', html, re.S)
+    assert nav, "no sidebar navigation"
+    return re.findall(r'<span class="caption-text">(.*?)</span>', nav[0])
+
+
+def test_each_language_reads_on_its_own(built):
+    zh = (built / "chapters" / "zh" / "01_intro.html").read_text(encoding="utf-8")
+    en = (built / "chapters" / "en" / "01_intro.html").read_text(encoding="utf-8")
+    # the sidebar of a Chinese page starts with the Chinese part
+    assert _captions(zh) == ["中文", "English"]
+    assert _captions(en) == ["English", "中文"]
+    # previous/next never cross into the other language
+    assert 'class="right-next"' not in en and 'rel="next"' not in en
+    assert re.search(r'<a class="left-prev"\s+href="../../index.html"', zh)
+    assert "../en/01_intro.html" not in re.findall(r'<link rel="prev"[^>]*>', zh)[0]
+
+
+def test_chinese_search_page(built):
+    page = (built / "search-zh.html").read_text(encoding="utf-8")
+    assert re.search(r'<html[^>]* lang="zh-CN"', page)
+    assert "<h1>搜索</h1>" in page and "请启用 JavaScript" in page
+    assert page.count("searchtools.js") == 1
+    assert _captions(page) == ["中文", "English"]
+    # the English search page switches to it, keeping the query (dlbook.js)
+    english = (built / "search.html").read_text(encoding="utf-8")
+    assert re.search(r'dl-lang-switch" href="search-zh.html"[^>]*data-dl-query', english)
+    zh = (built / "chapters" / "zh" / "01_intro.html").read_text(encoding="utf-8")
+    en = (built / "chapters" / "en" / "01_intro.html").read_text(encoding="utf-8")
+    assert re.search(r'<form class="bd-search[^"]*"\s+action="../../search-zh.html"', zh)
+    assert re.search(r'<form class="bd-search[^"]*"\s+action="../../search.html"', en)
+
+
+def test_theme_words_in_mainland_chinese(built):
+    zh = (built / "chapters" / "zh" / "01_intro.html").read_text(encoding="utf-8")
+    en = (built / "chapters" / "en" / "01_intro.html").read_text(encoding="utf-8")
+    assert "打印为 PDF" in zh and "列印" not in zh
+    for english in ("Link to this heading", "Toggle primary sidebar", "Color mode", "Main"):
+        assert f'="{english}"' not in zh, english
+    assert 'title="链接到此标题"' in zh and 'aria-label="全书目录"' in zh
+    assert 'title="Link to this heading"' in en and 'aria-label="Main"' in en
+
+
+def test_localise_attributes_touches_only_the_listed_attributes():
+    module = _extension()
+    html = '<a title="Main" class="Main">Main</a><nav aria-label="Main"></nav><p title="Mainly">'
+    assert module.localise_attributes(html) == (
+        '<a title="全书目录" class="Main">Main</a><nav aria-label="全书目录"></nav><p title="Mainly">'
+    )
+
+
+def test_lead_with_moves_the_part_and_its_list():
+    module = _extension()
+    html = (
+        '<p class="caption"><span class="caption-text">English</span></p><ul><li>a</li></ul>'
+        '<p class="caption"><span class="caption-text">中文</span></p><ul><li>甲</li></ul>'
+    )
+    moved = module.lead_with(html, {"中文"})
+    assert moved.index("中文") < moved.index("甲") < moved.index("English") < moved.index(">a<")
+    assert module.lead_with(moved, {"中文"}) == moved  # already first: unchanged
+    assert module.lead_with(html, {"English"}) == html
+
+
+def test_zh_date():
+    module = _extension()
+    import datetime
+
+    assert module.zh_date(datetime.datetime(2026, 12, 5)) == "2026 年 12 月 5 日"
+
+
+def _extension():
+    spec = importlib.util.spec_from_file_location("dlbook_site_unit", ROOT / "_ext" / "dlbook_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_mathjax_is_local(built):

@@ -9,6 +9,7 @@ blocked and counted as a failure, so the site is checked to work offline.
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import threading
 import urllib.parse
@@ -370,3 +371,231 @@ def test_no_chapter_shows_a_warning(server):
         assert 'class="output stderr' not in html, (
             f"{path.relative_to(HTML)} shows text its code printed to stderr (a warning)"
         )
+
+
+# ---------------------------------------------------------------- the Chinese reading experience
+ZH_SEARCH = "search-zh.html"
+# The themes' English tooltips and labels that Chinese pages must not show (review of the zh site, §5).
+EN_TOOLTIPS = (
+    "Color mode",
+    "System Settings",
+    "Light",
+    "Dark",
+    "Toggle primary sidebar",
+    "Toggle secondary sidebar",
+    "Link to this heading",
+    "Download this page",
+    "Toggle hidden content",
+    "Main",
+    "Page",
+    "Copy",
+    "Copy to clipboard",
+    "Print to PDF",
+    "previous page",
+    "next page",
+)
+_ATTRIBUTE = re.compile(r'\b(title|aria-label|data-bs-title|data-tooltip)="([^"]*)"')
+
+
+def _language(path: Path) -> str | None:
+    """``en``/``zh`` for a chapter or search page of the build, ``None`` for the rest."""
+    rel = path.resolve().relative_to(HTML.resolve()).as_posix()
+    if rel.startswith(("chapters/en/", "chapters/zh/")):
+        return rel.split("/")[1]
+    return {"search.html": "en", ZH_SEARCH: "zh"}.get(rel)
+
+
+def _zh_pages() -> list[Path]:
+    pages = sorted((HTML / "chapters" / "zh").glob("*.html"))
+    assert pages, "no Chinese pages were built"
+    return [*pages, HTML / ZH_SEARCH]
+
+
+def _sidebar_parts(path: Path) -> list[tuple[str, list[str]]]:
+    """The captions of the primary sidebar's parts, in order, with the links under each."""
+    html = path.read_text(encoding="utf-8")
+    nav = re.search(r'<nav class="bd-links bd-docs-nav".*?</nav>', html, re.S)
+    assert nav, f"{path.relative_to(HTML)}: no sidebar navigation"
+    pieces = re.split(r'<p[^>]*class="caption"[^>]*>\s*<span class="caption-text">(.*?)</span>', nav[0])
+    link = re.compile(r'<a class="[^"]*reference internal" href="([^"#]*)')
+    return [  # the current page's own entry links to "#"
+        (caption.strip(), [href or path.name for href in link.findall(links)])
+        for caption, links in zip(pieces[1::2], pieces[2::2], strict=True)
+    ]
+
+
+def test_sidebar_lists_the_page_language_first(server):
+    _served(server)
+    for page, first in (
+        (HTML / ZH_CH1, "中文"),
+        (HTML / "chapters/zh/00_preface.html", "中文"),
+        (HTML / ZH_SEARCH, "中文"),
+        (HTML / EN_CH1, "English"),
+        (HTML / "search.html", "English"),
+    ):
+        parts = _sidebar_parts(page)
+        assert [caption for caption, _ in parts] == [first, ({"中文", "English"} - {first}).pop()], (
+            f"{page.relative_to(HTML)}: sidebar parts {[c for c, _ in parts]}"
+        )
+        lang = "zh" if first == "中文" else "en"
+        links = [(page.parent / href).resolve() for href in parts[0][1]]
+        assert len(links) == 11, f"{page.relative_to(HTML)}: {len(links)} chapters in the first part"
+        assert all(_language(link) == lang for link in links), (page.relative_to(HTML), parts[0][1])
+
+
+def _prev_next(path: Path) -> dict[str, list[Path]]:
+    html = path.read_text(encoding="utf-8")
+    found: dict[str, list[Path]] = {"prev": [], "next": []}
+    for key, pattern in (
+        ("prev", r'<a class="left-prev"\s+href="([^"]*)"'),
+        ("next", r'<a class="right-next"\s+href="([^"]*)"'),
+        ("prev", r'<link rel="prev"[^>]*href="([^"]*)"'),
+        ("next", r'<link rel="next"[^>]*href="([^"]*)"'),
+    ):
+        found[key] += [(path.parent / href.split("#")[0]).resolve() for href in re.findall(pattern, html)]
+    return found
+
+
+def test_previous_and_next_stay_in_the_language(server):
+    _served(server)
+    crossings = []
+    for path in _pages():
+        lang = _language(path)
+        for key, targets in _prev_next(path).items():
+            crossings += [
+                f"{path.relative_to(HTML)} {key} -> {t.relative_to(HTML.resolve())}"
+                for t in targets
+                if lang and _language(t) not in (None, lang)
+            ]
+    assert not crossings, "\n".join(crossings)
+    # where the toctree's sequence crosses: no next after the en glossary, back home from the zh preface
+    assert not _prev_next(HTML / "chapters/en/90_glossary.html")["next"]
+    assert set(_prev_next(HTML / "chapters/zh/00_preface.html")["prev"]) <= {(HTML / "index.html").resolve()}
+    # and inside one language the sequence is intact
+    inside = _prev_next(HTML / ZH_CH1)
+    assert inside["prev"][0] == (HTML / "chapters/zh/00_preface.html").resolve()
+    assert inside["next"][0] == (HTML / "chapters/zh/02_relu_approximation.html").resolve()
+
+
+def test_previous_and_next_read_in_chinese(server):
+    _served(server)
+    for path in sorted((HTML / "chapters" / "zh").glob("*.html")):
+        html = path.read_text(encoding="utf-8")
+        area = re.search(r'<div class="prev-next-area">.*?</div>\s*</footer>', html, re.S)
+        assert area, f"{path.relative_to(HTML)}: no previous/next area"
+        words = re.findall(r'<p class="prev-next-subtitle">(.*?)</p>', area[0])
+        assert words and set(words) <= {"上一章", "下一章"}, f"{path.relative_to(HTML)}: {words}"
+        assert "上一条" not in html and "下一条" not in html
+    assert "下一章" in (HTML / ZH_CH1).read_text(encoding="utf-8")
+    en = (HTML / EN_CH1).read_text(encoding="utf-8")
+    assert '<p class="prev-next-subtitle">next</p>' in en and "下一章" not in en
+
+
+def test_no_taiwanese_print_to_pdf(server):
+    _served(server)
+    offenders = [p.relative_to(HTML).as_posix() for p in _pages() if "列印" in p.read_text(encoding="utf-8")]
+    assert not offenders, f"列印 (Taiwanese usage) on: {offenders}"
+    assert "打印为 PDF" in (HTML / ZH_CH1).read_text(encoding="utf-8")
+
+
+def test_zh_pages_have_no_english_tooltips(server):
+    _served(server)
+    for path in _zh_pages():
+        html = path.read_text(encoding="utf-8")
+        english = sorted({f"{a}={v}" for a, v in _ATTRIBUTE.findall(html) if v in EN_TOOLTIPS})
+        assert not english, f"{path.relative_to(HTML)}: {english}"
+        last = re.search(r'<p class="last-updated">(.*?)</p>', html, re.S)
+        if last:  # the footer's date in Chinese
+            assert re.search(r"最后更新于 \d{4} 年 \d{1,2} 月 \d{1,2} 日", last[1]), last[1]
+    # the English pages keep the theme's English words
+    en = (HTML / EN_CH1).read_text(encoding="utf-8")
+    assert 'title="Link to this heading"' in en and 'title="Toggle primary sidebar"' in en
+
+
+def test_zh_search_page_is_chinese(server):
+    _served(server)
+    parsed = _parse(HTML / ZH_SEARCH)
+    assert parsed.html_lang == "zh-CN"
+    html = (HTML / ZH_SEARCH).read_text(encoding="utf-8")
+    assert re.search(r"<title>搜索 - ", html), "the page title is not Chinese"
+    assert "<h1>搜索</h1>" in html
+    assert "请启用 JavaScript" in html and "Please activate JavaScript" not in html
+    assert '"Searching": "正在搜索"' in html  # searchtools' words, via Documentation.addTranslations
+    assert html.count("searchtools.js") == 1, "searchtools.js is loaded twice"
+    # every search box of a Chinese page submits there; the English pages keep search.html
+    for path, target in (
+        (HTML / ZH_CH1, ZH_SEARCH),
+        (HTML / ZH_SEARCH, ZH_SEARCH),
+        (HTML / EN_CH1, "search.html"),
+    ):
+        html = path.read_text(encoding="utf-8")
+        actions = re.findall(r'<form class="bd-search[^"]*"\s+action="([^"]*)"', html)
+        assert actions, f"{path.relative_to(HTML)}: no search form"
+        # on the search page itself the theme writes "#": the page submits to itself
+        targets = {path.resolve() if a == "#" else (path.parent / a).resolve() for a in actions}
+        assert targets == {(HTML / target).resolve()}, actions
+
+
+def _search_at(page, server, search_page: str, query: str) -> list[str]:
+    page.goto(server + search_page + "?q=" + urllib.parse.quote(query))
+    page.wait_for_function(  # the summary is written once the index is loaded and searched
+        "() => { const s = document.querySelector('.search-summary');"
+        " return s && s.textContent.trim() && !/Searching|Preparing|正在/.test(s.textContent); }"
+    )
+    return page.eval_on_selector_all("ul.search li a", "els => els.map(e => e.href)")
+
+
+def _languages(hits: list[str]) -> list[str]:
+    return [h.split("/chapters/")[1][:2] if "/chapters/" in h else "-" for h in hits]
+
+
+@pytest.mark.parametrize(
+    ("query", "chapter"),
+    [
+        ("激活函数", ZH_CH1),
+        ("批归一化", "chapters/zh/03_training.html"),
+        ("残差连接", "chapters/zh/09_transformer.html"),
+    ],
+)
+def test_zh_search_finds_chinese_chapters_first(page, server, query, chapter):
+    hits = _search_at(page, server, ZH_SEARCH, query)
+    assert any(h.split("#")[0].endswith(chapter) for h in hits), hits
+    langs = _languages(hits)
+    assert langs[0] == "zh" and langs == sorted(langs, key=["zh", "-", "en"].index), langs
+    assert page.locator("#search-results h2").inner_text().startswith("搜索结果")
+    assert page.locator(".search-summary").inner_text().startswith("搜索完成")
+    assert page.locator("h1").first.inner_text() == "搜索"
+
+
+def test_each_search_page_lists_its_language_first(page, server):
+    """A word of both editions: the Chinese search page lists the zh pages first, the English one en."""
+    for search_page, first in ((ZH_SEARCH, "zh"), ("search.html", "en")):
+        langs = _languages(_search_at(page, server, search_page, "Transformer"))
+        assert {"zh", "en"} <= set(langs), langs
+        order = [first, "-", ({"zh", "en"} - {first}).pop()]
+        assert langs == sorted(langs, key=order.index), (search_page, langs)
+
+
+def test_zh_search_box_submits_to_the_chinese_search_page(page, server):
+    page.goto(server + ZH_CH1)
+    page.locator("button.search-button-field").first.click()
+    box = page.locator("#pst-search-dialog input[name=q]")
+    box.fill("激活函数")
+    box.press("Enter")
+    page.wait_for_url("**/" + ZH_SEARCH + "?q=*")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+
+
+def test_zh_pages_speak_chinese_in_the_browser(page, server):
+    """After the scripts ran (togglebutton and copybutton write labels in the browser)."""
+    page.goto(server + ZH_CH1)
+    page.wait_for_selector("button.copybtn", state="attached")
+    english = page.evaluate(
+        """(words) => [...document.querySelectorAll('[title],[aria-label],[data-bs-title],[data-tooltip]')]
+             .flatMap(el => ['title', 'aria-label', 'data-bs-title', 'data-tooltip']
+               .map(a => el.getAttribute(a)).filter(v => words.includes(v)))""",
+        list(EN_TOOLTIPS),
+    )
+    assert not english, english
+    assert page.evaluate("messages['zh-CN'].copy_success") == "复制成功！"
+    assert page.locator("button.copybtn").first.get_attribute("data-tooltip") == "复制"

@@ -15,16 +15,56 @@
     var own = (link.dataset.dlOwn || "").split(" ");
     var twin = (link.dataset.dlTwin || "").split(" ");
     var base = link.getAttribute("href").split("#")[0];
+    if (link.hasAttribute("data-dl-query")) {  // the search pages: keep the query
+      link.setAttribute("href", base.split("?")[0] + window.location.search);
+      return;
+    }
     var i = currentSection(own);
     link.setAttribute("href", i > 0 && twin[i] ? base + "#" + twin[i] : base);
   }
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("a.dl-lang-switch[data-dl-twin]").forEach(function (link) {
+    document.querySelectorAll("a.dl-lang-switch[data-dl-twin], a.dl-lang-switch[data-dl-query]").forEach(function (link) {
       ["mousedown", "focus", "touchstart"].forEach(function (ev) {
         link.addEventListener(ev, function () { update(link); });
       });
       window.addEventListener("scroll", function () { update(link); }, { passive: true });
       update(link);
+    });
+  });
+})();
+
+// Search results in the page's language first: on search-zh.html (lang zh-CN)
+// the pages under chapters/zh/, on search.html those under chapters/en/, then
+// the bilingual landing page, then the other language. Scorer is searchtools.js's
+// global; its score hook runs on every result before they are sorted.
+(function () {
+  "use strict";
+  var folder = (document.documentElement.lang || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  if (typeof Scorer === "undefined") { return; }
+  Scorer.score = function (result) {
+    var docname = result[0], score = result[4];
+    if (docname.indexOf("chapters/" + folder + "/") === 0) { return score + 100000; }
+    if (docname.indexOf("chapters/") !== 0) { return score + 50000; }
+    return score;
+  };
+})();
+
+// Words that scripts write in the browser, on Chinese pages (the rest of the
+// theme's words are translated when the page is built, in _ext/dlbook_site.py).
+(function () {
+  "use strict";
+  if (document.documentElement.lang !== "zh-CN") { return; }
+  var labels = { "Toggle hidden content": "显示或隐藏内容" };  // sphinx-togglebutton
+  // sphinx-copybutton's own zh-CN table says "复制成功!" with a half-width "!"
+  if (typeof messages !== "undefined" && messages["zh-CN"]) {
+    messages["zh-CN"].copy_success = "复制成功！";
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    ["aria-label", "title"].forEach(function (name) {
+      document.querySelectorAll("[" + name + "]").forEach(function (el) {
+        var words = labels[el.getAttribute(name)];
+        if (words) { el.setAttribute(name, words); }
+      });
     });
   });
 })();
