@@ -24,9 +24,13 @@ from the code:
   starting with ``_``): the module docstring, an autosummary table and one
   autodoc entry for every name in the module's ``__all__``, in that order. A
   name re-exported from another module (``dlbook.gradcheck``) gets a short
-  entry pointing to its home; a module listed in ``dlbook.__all__`` points to
-  its section. A module without ``__all__`` is a warning (the strict build
-  fails): its public names are what ``__all__`` declares.
+  entry pointing to its home; the modules listed in ``dlbook.__all__`` are
+  linked to their sections (their entry is the module's own,
+  ``module-dlbook.x``). A module without ``__all__`` is a warning (the strict
+  build fails): its public names are what ``__all__`` declares.
+* **Displays one equation per line.** Docstrings write ``a = b, \\quad c = d``
+  on one line, wider than the column: on pages with API entries such a display
+  becomes an ``aligned`` block, one equation per line.
 
 Chinese pages (``chapters/zh/…``) get the same reference with ``:no-index:``:
 no duplicate object descriptions, and their cross-references resolve to the
@@ -82,7 +86,8 @@ WORDS = {
         "none": "—",
         "contents": "Contents",
         "alias": "Re-exported from {target}; documented there.",
-        "submodule": "The module {target}.",
+        "submodules": "Its modules, each documented in its own section below: ",
+        "end": ".",
     },
     "zh": {
         "map": "模块 → 章节 → 测试",
@@ -96,7 +101,8 @@ WORDS = {
         "none": "—",
         "contents": "目录",
         "alias": "从 {target} 重新导出，说明见该处。",
-        "submodule": "模块 {target}。",
+        "submodules": "它的各个模块（下文每个模块一节）：",
+        "end": "。",
     },
 }
 
@@ -282,7 +288,7 @@ def entries(modname: str, zh: bool) -> list[str]:
     no_index = ["   :no-index:"] if zh else []
     names = public_names(module)
     rst = [f".. automodule:: {modname}", *no_index, ""]
-    own, lines = [], []
+    own, lines, submodules = [], [], []
     for name in names:
         full = f"{modname}.{name}"
         try:
@@ -301,16 +307,15 @@ def entries(modname: str, zh: bool) -> list[str]:
                 continue
         home = home_of(obj)
         if inspect.ismodule(obj):
-            target = f":mod:`{obj.__name__}`"
-            lines += [f".. py:data:: {full}", *no_index, "   :type: module"]
-            lines += ["   :no-contents-entry:", ""]
-            lines += ["   " + words["submodule"].format(target=target), ""]
+            # its entry is the module's own (id module-dlbook.x), in its section
+            submodules.append(f":mod:`{obj.__name__}`")
             continue
         if home and home != modname and _kind(obj) != "data":
             role = "class" if _kind(obj) == "class" else "func"
             target = f":{role}:`{home}.{obj.__name__}`"
             directive = "class" if role == "class" else "function"
-            lines += [f".. py:{directive}:: {full}{_signature(obj)}", *no_index]
+            # the name relative to the module that automodule made current
+            lines += [f".. py:{directive}:: {name}{_signature(obj)}", *no_index]
             lines += ["   :no-contents-entry:", ""]
             lines += ["   " + words["alias"].format(target=target), ""]
             continue
@@ -325,6 +330,8 @@ def entries(modname: str, zh: bool) -> list[str]:
             if not _short_value(obj):
                 lines += ["   :no-value:"]
         lines += [*no_index, ""]
+    if submodules:
+        rst += [words["submodules"] + ", ".join(submodules) + words["end"], ""]
     if own:
         rst += [f".. rubric:: {words['contents']}", "", ".. autosummary::", "   :nosignatures:", ""]
         rst += [f"   {full.rsplit('.', 1)[1]}" for full in own] + [""]
