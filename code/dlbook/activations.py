@@ -90,7 +90,10 @@ __all__ = [
 ]
 
 # Klambauer et al. (2017), the fixed point (mean 0, variance 1) of the SELU map.
+#: SELU's :math:`\alpha` (Klambauer et al. 2017): with :data:`SELU_SCALE`, the
+#: fixed point (mean 0, variance 1) of the SELU map.
 SELU_ALPHA = 1.6732632423543772848170429916717
+#: SELU's scale :math:`\lambda` (Klambauer et al. 2017), paired with :data:`SELU_ALPHA`.
 SELU_SCALE = 1.0507009873554804934193349852946
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -283,6 +286,8 @@ def _make_fn(name: str, core: Callable, spec_ref: list) -> tuple[Callable, Calla
     return fn, grad
 
 
+#: Every activation of the book by name: ``{name: ActivationSpec}`` (see :func:`get`
+#: and :func:`names`).
 REGISTRY: dict[str, ActivationSpec] = {}
 
 
@@ -359,8 +364,8 @@ def names(kind: str = "elementwise") -> list[str]:
     return [k for k, s in REGISTRY.items() if s.kind == kind]
 
 
-# |E f(z)| below this, for z ~ N(0, 1), counts as zero-centred in the
-# "mean" sense of properties_table (ReLU's mean is 1/sqrt(2 pi) = 0.399).
+#: ``|E f(z)|`` below this, for ``z ~ N(0, 1)``, counts as zero-centred in the
+#: "mean" sense of :func:`properties_table` (ReLU's mean is ``1/sqrt(2 pi) = 0.399``).
 ZERO_CENTRED_TOL = 0.05
 
 

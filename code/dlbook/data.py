@@ -359,7 +359,7 @@ def sonnet_split(val_fraction: float = 0.1, rng=0) -> tuple[str, str]:
 
 
 class CharVocab:
-    """The characters of a text as token ids ``0 .. V-1`` (sorted by code point).
+    """The characters of a text as token ids 0 to ``V-1`` (sorted by code point).
 
     ``vocab = CharVocab(text)``; ``vocab.encode("love") -> int64 array``;
     ``vocab.decode(ids) -> str``; ``len(vocab)`` is ``V``. Encoding a

@@ -648,7 +648,7 @@ class Identity(Module):
 
 
 class Flatten(Module):
-    """Flatten every axis after the batch axis: ``(N, d_1, ..., d_k) -> (N, d_1 ... d_k)``.
+    """Flatten every axis after the batch axis: ``(N, d_1, …, d_k) -> (N, d_1 ⋯ d_k)``.
 
     .. math:: y_{n, \\text{idx}(i_1, \\dots, i_k)} = x_{n, i_1, \\dots, i_k}, \\qquad
               \\frac{\\partial L}{\\partial x} = \\operatorname{reshape}(\\delta, \\text{shape of } x)

@@ -47,7 +47,7 @@ def mlp(
     norm: str | None = None,
     **act_params,
 ) -> Sequential:
-    """A multilayer perceptron ``Linear -> [norm] -> act -> [dropout] -> ... -> Linear``.
+    """A multilayer perceptron ``Linear -> [norm] -> act -> [dropout] -> … -> Linear``.
 
     .. math:: h_0 = x, \\quad
               h_\\ell = \\operatorname{drop}(f(\\operatorname{norm}(h_{\\ell-1} W_\\ell + b_\\ell))),

@@ -60,7 +60,8 @@ __all__ = [
     "number_task",
 ]
 
-MAX_NUMBER = 10**12  # exclusive upper bound of english() and chinese()
+#: The exclusive upper bound of :func:`english` and :func:`chinese`: ``10**12``.
+MAX_NUMBER = 10**12
 
 
 def _check_number(n, who: str) -> int:

@@ -47,7 +47,7 @@ References
 ----------
 - Goodfellow, Bengio & Courville (2016). *Deep Learning*, section 4.1
   (overflow and underflow; the stable softmax).
-- Mächler (2012). Accurately Computing log(1 - exp(-|a|)), Rmpfr vignette
+- Mächler (2012). Accurately Computing ``log(1 - exp(-|a|))``, Rmpfr vignette
   (the ``log1p`` form of softplus).
 - Vaswani et al. (2017). Attention Is All You Need (masked attention).
 """

@@ -370,7 +370,7 @@ def properties_at(activation, **params) -> list[tuple[str, str]]:
     every join), zero-centred (:math:`|E f(z)| <` ``ZERO_CENTRED_TOL`` for
     :math:`z \\sim N(0, 1)`, by :func:`dlbook.activations.gaussian_mean`), identity near 0
     (f(0) = 0, f'(0) = 1 from both sides), bounded below (f(-1e6) > -1e3)
-    and saturating for x -> -inf (|f'(-1e3)| < 1e-3). Returns ``(English,
+    and saturating for x -> -inf (``|f'(-1e3)| < 1e-3``). Returns ``(English,
     Chinese)`` names of those that hold. Chapter 1, "Explorer".
     """
     import numpy as np
@@ -420,20 +420,22 @@ def activation_explorer(
 ):
     """An explorer of parameterised activations: pick a function, move its parameter.
 
+    The slider steps through the values; the value is in the figure's title,
+    and the line above the figure lists the properties that hold at that value
+    (:func:`properties_at`), in the page's language. Left panel ``f``, right panel ``f'``;
+    the other values of the parameter stay in light grey for comparison.
+    Chapter 1, "Parameterised activations".
+
     Parameters
     ----------
     spec : dict
         ``{activation name: (parameter name, values)}``, the same number of
         values for every function, e.g.
         ``{"elu": ("alpha", np.linspace(0.25, 2, 8))}``.
-    xlim : the x range drawn.
-    static : passed to :func:`dlbook.widgets.explore`.
-
-    The slider steps through the values; the value is in the figure's title,
-    and the line above the figure lists the properties that hold at that value
-    (:func:`properties_at`), in the page's language. Left panel ``f``, right panel ``f'``;
-    the other values of the parameter stay in light grey for comparison.
-    Chapter 1, "Parameterised activations".
+    xlim : tuple of float
+        The x range drawn.
+    static : bool or None
+        Passed to :func:`dlbook.widgets.explore`.
     """
     import numpy as np
 

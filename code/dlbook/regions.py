@@ -539,7 +539,9 @@ def sawtooth_net(depth: int, dtype=np.float64) -> Sequential:
     """The tent map composed ``depth`` times, as a ReLU network of width 2.
 
     .. math:: T(x) = \\begin{cases} 2x & 0 \\le x \\le \\tfrac12 \\\\ 2 - 2x & \\tfrac12 < x \\le 1
-              \\end{cases} = 2\\,\\mathrm{relu}(x) - 4\\,\\mathrm{relu}(x - \\tfrac12)
+              \\end{cases}
+
+              T(x) = 2\\,\\mathrm{relu}(x) - 4\\,\\mathrm{relu}(x - \\tfrac12)
               \\quad (x \\in [0, 1]), \\qquad f_k = T^{\\circ k}
 
     Layers: ``Linear(1, 2)`` (pre-activations :math:`x, x - \\tfrac12`), ReLU,

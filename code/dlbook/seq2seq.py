@@ -48,7 +48,27 @@ from .layers import Embedding, Linear
 from .numerics import log_softmax
 from .recurrent import GRU, GRUCell
 
+__all__ = [
+    "PAD",
+    "BOS",
+    "EOS",
+    "UNK",
+    "ATTENTION",
+    "Memory",
+    "Seq2Seq",
+    "Decoded",
+    "greedy_decode",
+    "beam_search",
+    "exact_match",
+    "edit_distance",
+    "char_error_rate",
+    "bleu",
+]
+
+#: The ids of the special tokens: padding, ``<bos>``, ``<eos>`` and unknown
+#: (those of :class:`dlbook.numbers.Vocab`).
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
+#: The kinds of attention :class:`Seq2Seq` accepts: none, additive (Bahdanau) and dot.
 ATTENTION = (None, "additive", "dot")
 
 

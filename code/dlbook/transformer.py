@@ -279,8 +279,9 @@ class MultiHeadAttention(Module):
 class FeedForward(Module):
     """The position-wise feed-forward network, applied to every position alike.
 
-    .. math:: \\operatorname{FFN}(x) = f(x W_1 + b_1) W_2 + b_2 \\quad\\text{or, for SwiGLU,}\\quad
-              \\bigl(\\operatorname{Swish}(x W + b) \\odot (x V + c)\\bigr) W_2 + b_2
+    .. math:: \\operatorname{FFN}(x) = f(x W_1 + b_1) W_2 + b_2 \\quad\\text{or, for SwiGLU,}
+
+              \\operatorname{FFN}(x) = \\bigl(\\operatorname{Swish}(x W + b) \\odot (x V + c)\\bigr) W_2 + b_2
 
     ``x (N, T, d) -> (N, T, d)``, hidden width ``d_ff``. ``activation`` is any
     elementwise name of :mod:`dlbook.activations` (``"relu"``, the paper's;
@@ -583,7 +584,7 @@ class Transformer(Module):
     - embeddings are drawn from N(0, 1/d) and multiplied by sqrt(d), the
       paper's scaling (entries of unit size, like the positional table);
     - ``tie_output``: the output layer is the target embedding transposed
-      (:class:`TiedOutput`); ``share_embeddings``: one embedding for source
+      (``TiedOutput``); ``share_embeddings``: one embedding for source
       and target (the paper's shared vocabulary; the sizes must be equal).
 
     After a forward pass every block's ``self_attn.weights`` (and the decoder's
