@@ -129,7 +129,7 @@ class CitedByLinks(SphinxPostTransform):
             key = keys_by_id.get(entry["ids"][0]) if entry["ids"] else None
             if key is None:
                 continue
-            entry["classes"].append("dl-ref-entry")
+            entry["classes"] += ["dl-ref-entry", f"dl-ref-{key}"]
             entry["dl-key"] = key
             mine = [(doc, ref) for doc, ref in cited.get(key, []) if doc.startswith(f"chapters/{lang}/")]
             if mine:
