@@ -26,10 +26,12 @@ import difflib
 import functools
 import html
 import io
+import json
 import re
 from importlib import resources
+from pathlib import Path
 
-__all__ = ["UnknownTermError", "load", "table", "zh_of"]
+__all__ = ["UnknownTermError", "defined_in", "load", "table", "zh_of"]
 
 _COLUMNS = ("en", "zh", "note", "avoid")
 
@@ -131,20 +133,181 @@ def zh_of(en_term: str) -> str:
     )
 
 
+# ---------------------------------------------------------------------------
+# The chapter that defines a term
+# ---------------------------------------------------------------------------
+LANGS = ("en", "zh")
+_CHAPTER_FILE = re.compile(r"^(\d\d)_\w+\.ipynb$")
+_FIRST_APPENDIX = 90  # 90 glossary and the other reference pages mention every term
+# What is not prose: code, maths, roles with their targets, labels, comments, links.
+_NOT_PROSE = re.compile(
+    r"<!--.*?-->"  # comments
+    r"|\$\$.+?\$\$|\$[^$\n]+\$"  # display and inline maths
+    r"|\{[\w:-]+\}`[^`]*`"  # roles: {cite}`key`, {ref}`label`
+    r"|`[^`\n]*`"  # inline code
+    r"|^\([\w:-]+\)=[ \t]*$"  # labels
+    r"|\]\([^)\s]*\)|https?://\S+",  # link targets and URLs
+    re.S | re.M,
+)
+_QUALIFIER = re.compile(r"^(of|the|first|in|for|on)\b|^(method|operation|output|network|study|Adam)$")
+_LATIN = re.compile(r"[A-Za-z0-9]")
+
+
+def _prose(notebook: Path) -> str:
+    """The prose of a notebook's markdown cells, without code, maths, roles and labels."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    text = "\n\n".join(
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in cells
+        if c["cell_type"] == "markdown"
+    )
+    # a code block goes; a directive keeps its body (an admonition is prose) but loses
+    # its fences and options
+    text = re.sub(r"^(`{3,})(?![`{\s])[^\n]*\n.*?^\1[ \t]*$", " ", text, flags=re.S | re.M)
+    text = re.sub(r"^(`{3,}|:{3,}).*$|^:[\w-]+:.*$", " ", text, flags=re.M)
+    return _NOT_PROSE.sub(" ", text)
+
+
+def _en_forms(en: str) -> list[str]:
+    """What counts as a use of an English entry: the entry without its parenthesis, and
+    the parenthesis when it is another name (``ReLU``, ``KV cache``), not a qualifier
+    (``of an affine layer``, ``method``)."""
+    bare = re.sub(r"\s*\([^)]*\)", "", en).strip()
+    forms = [inner for inner in re.findall(r"\(([^)]*)\)", en) if not _QUALIFIER.search(inner)]
+    parts = bare.split(" / ")
+    last = parts[-1].split(" ", 1)
+    if len(last) == 2 and all(" " not in p for p in parts[:-1]):  # "source / target language"
+        parts = [f"{p} {last[1]}" for p in parts[:-1]] + [parts[-1]]
+    return [f for f in (*parts, *forms) if f]
+
+
+def _zh_forms(zh: str) -> list[str]:
+    """What counts as a use of a Chinese rendering: each half of ``源语言/目标语言``, and a
+    rendering without (and within) its full-width parenthesis."""
+    forms = [re.sub(r"（[^）]*）", "", zh).strip(), *re.findall(r"（([^）]*)）", zh)]
+    return [f.strip() for part in forms for f in part.split("/") if f.strip()]
+
+
+def _pattern(form: str, lang: str) -> re.Pattern[str]:
+    """A regular expression for one form in running text.
+
+    English: case-insensitive, spaces, hyphens and dashes interchangeable
+    (``sequence-to-sequence``), a plural ``s``/``es`` allowed, ``-ise``/``-ize``
+    spelt either way. Both: a form that starts or ends with a Latin letter or digit
+    must not continue a word there (``ReLU`` is not found in ``ReLU6``).
+    """
+    words = re.split(r"[\s\-–]+", form) if lang == "en" else re.split(r"\s+", form)
+    glue = r"[\s\-–]+" if lang == "en" else r"\s*"
+    body = glue.join(re.escape(w) for w in words)
+    if lang == "en":
+        # -ise / -ize, either spelling: normali[sz]ation
+        body = re.sub(r"(?<=[a-z])i[sz](?=e|ation|ing|ed)", "i[sz]", body)
+        body += r"(?:s|es)?"
+    before = r"(?<![A-Za-z0-9])" if _LATIN.match(form[0]) else ""
+    after = r"(?![A-Za-z0-9])" if _LATIN.match(form[-1]) else ""
+    return re.compile(before + body + after, re.I if lang == "en" else 0)
+
+
+def chapter_files(chapters: str | Path) -> list[str]:
+    """The chapters in reading order (file names ``NN_topic.ipynb``, ``01`` to ``89``).
+
+    The preface (``00``) is left out: it names the book's topics before any of them is
+    taught; so are the appendices (``90`` on), which mention every term.
+    """
+    root = Path(chapters)
+    names = sorted(
+        p.name
+        for lang in LANGS
+        for p in (root / lang).glob("*.ipynb")
+        if (m := _CHAPTER_FILE.match(p.name)) and 1 <= int(m.group(1)) < _FIRST_APPENDIX
+    )
+    return sorted(set(names))
+
+
+def _heading(notebook: Path) -> str:
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "markdown" and (m := re.search(r"^#\s+(.+)$", source, re.M)):
+            return m.group(1).strip()
+    return notebook.stem
+
+
+def defined_in(chapters: str | Path) -> dict[str, dict[str, str | None]]:
+    """For every glossary entry, the chapter of each language that defines it.
+
+    "Defines" is read as *uses first*: in reading order, the first chapter whose
+    English markdown uses the English term (or its abbreviation) and, separately,
+    the first chapter whose Chinese markdown uses the Chinese rendering. Code,
+    maths, citations and labels do not count; the preface and the appendices are
+    not searched (see :func:`chapter_files`).
+
+    Parameters
+    ----------
+    chapters : str or Path
+        The folder that holds ``en/`` and ``zh/`` (``chapters`` in the repository;
+        ``".."`` from a running chapter).
+
+    Returns
+    -------
+    dict
+        ``{en term: {"en": "06_recurrent" or None, "zh": ...}}`` in glossary order
+        (``None``: no chapter uses the term).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``chapters`` holds no chapter notebooks.
+    """
+    root = Path(chapters)
+    names = chapter_files(root)
+    if not names:
+        raise FileNotFoundError(
+            f"no chapter notebooks (NN_topic.ipynb) under {root.resolve()}/en or /zh"
+        )
+    prose = {
+        lang: [(n, _prose(root / lang / n)) for n in names if (root / lang / n).is_file()]
+        for lang in LANGS
+    }
+    found: dict[str, dict[str, str | None]] = {}
+    for en, zh, _, _ in _rows():
+        forms = {"en": _en_forms(en), "zh": _zh_forms(zh)}
+        found[en] = {}
+        for lang in LANGS:
+            patterns = [_pattern(f, lang) for f in forms[lang]]
+            first = (n for n, text in prose[lang] if any(p.search(text) for p in patterns))
+            found[en][lang] = next((n.removesuffix(".ipynb") for n in first), None)
+    return found
+
+
 _HEADERS = {
-    "en": ("English", "Chinese", "Other renderings / notes"),
-    "zh": ("英文", "中文", "其他译法 / 说明"),
+    "en": ("English", "Chinese", "Other renderings / notes", "Chapter"),
+    "zh": ("英文", "中文", "其他译法 / 说明", "章"),
 }
 
 
-def _table_html(lang: str, rows: list[dict[str, str]]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in _HEADERS[lang])
+def _chapter_cell(page: str | None, titles: dict[str, str]) -> str:
+    if page is None:
+        return "<td></td>"
+    number = int(page[:2])
+    title = html.escape(titles.get(page, page), quote=True)
+    return f'<td class="dl-glossary-chapter"><a href="{page}.html" title="{title}">{number}</a></td>'
+
+
+def _table_html(
+    lang: str,
+    rows: list[dict[str, str]],
+    chapters: dict[str, dict[str, str | None]] | None = None,
+    titles: dict[str, str] | None = None,
+) -> str:
+    headers = _HEADERS[lang] if chapters is not None else _HEADERS[lang][:3]
+    head = "".join(f"<th>{h}</th>" for h in headers)
     body = "\n".join(
         "<tr>"
         f'<td lang="en">{html.escape(r["en"])}</td>'
         f'<td lang="zh-CN">{html.escape(r["zh"])}</td>'
         f'<td lang="zh-CN">{html.escape(r["note"])}</td>'
-        "</tr>"
+        + (_chapter_cell(chapters[r["en"]][lang], titles or {}) if chapters is not None else "")
+        + "</tr>"
         for r in rows
     )
     return (
@@ -153,13 +316,31 @@ def _table_html(lang: str, rows: list[dict[str, str]]) -> str:
     )
 
 
-def table():
+def table(chapters: str | Path | None = None):
     """The whole glossary as a bilingual HTML table, sorted by the English term.
 
     Returns a :class:`dlbook.plot.Bilingual`: the book shows the table with
     English headers on English pages and Chinese headers on Chinese pages.
+    With ``chapters`` (the folder holding ``en/`` and ``zh/``; the glossary page
+    passes ``".."``) a last column links each term to the chapter that defines
+    it (:func:`defined_in`), in the table's own language: the link
+    ``06_recurrent.html`` is relative, so from ``chapters/zh/90_glossary.html``
+    it leads to the Chinese chapter.
     """
     from .plot import bilingual  # matplotlib only when a table is wanted
 
     rows = sorted(load(), key=lambda r: r["en"].casefold())
-    return bilingual(_table_html("en", rows), _table_html("zh", rows), html=True)
+    if chapters is None:
+        return bilingual(_table_html("en", rows), _table_html("zh", rows), html=True)
+    found = defined_in(chapters)
+    root = Path(chapters)
+    pages = {p for by_lang in found.values() for p in by_lang.values() if p}
+    titles = {
+        lang: {p: _heading(path) for p in pages if (path := root / lang / f"{p}.ipynb").is_file()}
+        for lang in LANGS
+    }
+    return bilingual(
+        _table_html("en", rows, found, titles["en"]),
+        _table_html("zh", rows, found, titles["zh"]),
+        html=True,
+    )
