@@ -478,3 +478,60 @@ def test_module_loads_without_sphinx_for_make_archive():
         del sys.modules["sphinx"]
         sys.modules.update(blocked)
     assert module.ARCHIVE_NAME == pub.ARCHIVE_NAME
+
+
+@pytest.mark.slow
+def test_launch_buttons_appear_only_when_a_deployment_sets_them(tmp_path):
+    """A one-page book built with and without the deployment's environment (execution off)."""
+    book = tmp_path / "book"
+    (book / "chapters" / "en").mkdir(parents=True)
+    nb = {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": "# One page\n\nText."}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (book / "chapters" / "en" / "01_page.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    (book / "index.md").write_text("# Mini\n", encoding="utf-8")
+    (book / "_toc.yml").write_text(
+        "format: jb-book\nroot: index\nchapters:\n  - file: chapters/en/01_page\n", encoding="utf-8"
+    )
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    mini = {
+        "title": "mini",
+        "only_build_toc_files": True,
+        "execute": {"execute_notebooks": "off"},
+        "launch_buttons": config["launch_buttons"],
+        "repository": config["repository"],
+        "sphinx": {"local_extensions": {"dlbook_publish": str(ROOT / "_ext")}},
+    }
+    (book / "_config.yml").write_text(yaml.safe_dump(mini), encoding="utf-8")
+    for name in ("pyproject.toml", "requirements.txt", "Makefile", "README.md"):
+        shutil.copy(ROOT / name, book / name)
+    (book / "code" / "dlbook").mkdir(parents=True)
+    (book / "code" / "dlbook" / "__init__.py").write_text("", encoding="utf-8")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    if not jb.exists():
+        pytest.skip("jupyter-book is not installed next to this Python")
+
+    def build(**env) -> str:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("DLBOOK_")}
+        shutil.rmtree(book / "_build", ignore_errors=True)
+        result = subprocess.run(
+            [str(jb), "build", ".", "--builder", "html", "-W", "-n"],
+            cwd=book,
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return (book / "_build" / "html" / "chapters" / "en" / "01_page.html").read_text(encoding="utf-8")
+
+    offline = build()
+    assert "mybinder" not in offline and "dropdown-launch-buttons" not in offline
+    assert (book / "_build" / "html" / "_downloads" / pub.ARCHIVE_NAME).is_file()
+    deployed = build(
+        DLBOOK_REPOSITORY_URL="https://github.com/owner/book", DLBOOK_BINDERHUB_URL="https://mybinder.org"
+    )
+    assert "https://mybinder.org/v2/gh/owner/book/main?urlpath=lab/tree/chapters/en/01_page.ipynb" in deployed
