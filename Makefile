@@ -52,3 +52,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
+
+# The "download the whole book" archive (also written into _build/html/_downloads
+# by every HTML build): chapters of both languages without outputs, the dlbook
+# package, pyproject.toml, requirements.txt, this Makefile and the README.
+# Unzipped, `make lab` runs it (PyPI needed once, for the .venv).
+.PHONY: archive
+archive:
+	python3 _ext/dlbook_publish.py _build/dlbook-book.zip
