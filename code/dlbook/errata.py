@@ -116,33 +116,37 @@ def _chapter_number(entry: dict) -> int:
 
 
 _HEADERS = {
-    "en": ("Correction", "The source material says", "What holds", "Code check"),
-    "zh": ("更正", "原始资料的说法", "正确的说法", "代码检验"),
+    "en": ("Correction", "The source material says", "What holds"),
+    "zh": ("更正", "原始资料的说法", "正确的说法"),
 }
 _WHERE = {
     "en": lambda n: f"Chapter {n}",
     "zh": lambda n: f"第 {n} 章",
 }
-_CELL = {
-    "en": "the code cell after the box",
-    "zh": "更正框后面的代码单元",
+_CHECK = {
+    # label, the link to the chapter's cell, separator, the tests
+    "en": ("Code check: ", "the code cell after the box", "; ", "tests "),
+    "zh": ("代码检验：", "更正框后面的代码单元", "；", "测试 "),
 }
 
 
 def _row(entry: dict, lang: str) -> str:
+    """Two table rows: the correction, then (spanning the columns) its code check."""
     e = {k: html.escape(v) if isinstance(v, str) else v for k, v in entry.items()}
     link = html.escape(href(entry, lang), quote=True)
     where = _WHERE[lang](_chapter_number(entry))
-    tests = "".join(f"<li><code>{html.escape(t)}</code></li>" for t in entry["tests"])
+    check, cell, sep, tests = _CHECK[lang]
+    # a possible line break after "::" (node ids are long)
+    nodes = ", ".join(f"<code>{html.escape(t).replace('::', '::<wbr>')}</code>" for t in entry["tests"])
     return (
-        f'<tr data-erratum="{e["id"]}">'
+        f'<tr class="dl-erratum" data-erratum="{e["id"]}">'
         f'<td><a class="dl-erratum-link" href="{link}">{e[f"title_{lang}"]}</a>'
         f'<br><span class="dl-erratum-where">{where}</span></td>'
         f"<td>{e[f'claim_{lang}']}</td>"
         f"<td>{e[f'correct_{lang}']}</td>"
-        f'<td><a class="dl-erratum-cell" href="{link}">{_CELL[lang]}</a>'
-        f'<ul class="dl-erratum-tests">{tests}</ul></td>'
-        "</tr>"
+        "</tr>\n"
+        f'<tr class="dl-erratum-check"><td colspan="3">{check}'
+        f'<a class="dl-erratum-cell" href="{link}">{cell}</a>{sep}{tests}{nodes}</td></tr>'
     )
 
 
@@ -159,9 +163,9 @@ def table():
     """The errata as a bilingual HTML table, one row per corrected claim.
 
     Each row gives the correction (linked to the section of the chapter that
-    teaches it, in the page's language), the claim of the source material,
-    what holds instead, and the code check: the chapter's code cell after the
-    correction box and the tests that check it. Returns a
+    teaches it, in the page's language), the claim of the source material and
+    what holds instead; a line under it gives the code check: the chapter's
+    code cell after the correction box and the tests that check it. Returns a
     :class:`dlbook.plot.Bilingual`, so the book shows the English table on
     English pages and the Chinese one on Chinese pages.
     """
