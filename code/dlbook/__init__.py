@@ -4,7 +4,7 @@ Every layer has an explicit ``forward`` and ``backward``; chapters import this
 package (``import dlbook as dl``) instead of defining model code themselves.
 Importing it has no side effects: no printing, no seeding, no backend switch.
 The matplotlib and ipywidgets helpers (``dl.plot``, ``dl.widgets``) and the
-glossary load on first use.
+glossary and the errata load on first use.
 """
 
 import importlib
@@ -35,7 +35,7 @@ from .core import Module, Sequential, gradcheck, inference_mode, rel_error
 
 __version__ = importlib.metadata.version("dlbook")  # from pyproject.toml
 
-_LAZY = ("plot", "widgets", "glossary")
+_LAZY = ("plot", "widgets", "glossary", "errata")
 
 __all__ = [
     "Module",
@@ -45,6 +45,7 @@ __all__ = [
     "conv",
     "core",
     "data",
+    "errata",
     "glossary",
     "gradcheck",
     "inference_mode",
