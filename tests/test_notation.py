@@ -24,7 +24,9 @@ CHAPTERS = ROOT / "chapters"
 HTML = ROOT / "_build" / "html"
 LANGS = ("en", "zh")
 PAGE = "92_notation"
-LINK = re.compile(r"\{doc\}`(?:[^`<]*<)?92_notation>?`")
+# A Markdown link to the notebook: a link in the book and in JupyterLab alike
+# (a {doc} role is a dead link in JupyterLab).
+LINK = re.compile(r"\[[^\]]+\]\(92_notation\.ipynb\)")
 
 
 def _chapters() -> list[str]:
@@ -53,7 +55,7 @@ def test_there_are_ten_chapters():
 def test_every_chapter_links_to_the_notation_page(name, lang):
     cells = _markdown(lang, name)
     where = [i for i, text in enumerate(cells) if LINK.search(text)]
-    assert where, f"{lang}/{name} has no {{doc}}`92_notation` link"
+    assert where, f"{lang}/{name} has no [...](92_notation.ipynb) link"
     # early: in the opening cell, or (the preface) in its section on notation
     first = where[0]
     assert first == 0 or re.match(r"##\s+(Conventions and notation|约定与记号)", cells[first]), (
@@ -62,9 +64,9 @@ def test_every_chapter_links_to_the_notation_page(name, lang):
 
 
 def test_link_pattern_sees_both_forms():
-    assert LINK.search("see {doc}`92_notation`.")
-    assert LINK.search("see {doc}`the notation <92_notation>`.")
-    assert not LINK.search("see {doc}`90_glossary`.")
+    assert LINK.search("see [Notation and conventions](92_notation.ipynb).")
+    assert not LINK.search("see {doc}`92_notation`.")
+    assert not LINK.search("see [Glossary](90_glossary.ipynb).")
 
 
 @pytest.mark.book
@@ -81,9 +83,9 @@ def test_every_built_chapter_links_to_the_notation_page(lang):
         text = path.read_text(encoding="utf-8")
         # the text of the page, not the sidebar's table of contents
         article = text[text.index('<article class="bd-article"') : text.index("</article>")]
-        doc_link = r'<a class="reference internal" href="([^"#]*92_notation\.html)"><span class="doc"'
+        doc_link = r'<a class="reference internal" href="([^"#]*92_notation\.html)[^"]*"'
         hrefs = re.findall(doc_link, article)
-        assert hrefs, f"{path.relative_to(HTML)}: no {{doc}} link to {PAGE}.html in the text"
+        assert hrefs, f"{path.relative_to(HTML)}: no link to {PAGE}.html in the text"
         assert all((path.parent / h).resolve() == target.resolve() for h in hrefs), (name, hrefs)
 
 
