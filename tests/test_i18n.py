@@ -178,6 +178,26 @@ def test_figure_html_holds_two_different_images(fig):
     assert 'data-dl-missing="a label nobody wrote"' in i18n.figure_html(fig)
 
 
+def test_book_images_are_palette_pngs_that_look_the_same(fig):
+    import base64
+    import io
+
+    from PIL import Image
+
+    fig.axes[0].imshow(np.linspace(0, 1, 400).reshape(20, 20), cmap="viridis")  # a colour map too
+    full = i18n._png(fig)
+    data = re.search(r'class="dl-en"[^>]*base64,([^"]+)"', i18n.figure_html(fig)).group(1)
+    small = base64.b64decode(data)
+    assert len(small) < 0.7 * len(full), (len(small), len(full))
+    image = Image.open(io.BytesIO(small))
+    assert image.mode == "P"
+    a = np.asarray(Image.open(io.BytesIO(full)).convert("RGB"), dtype=int)
+    b = np.asarray(image.convert("RGB"), dtype=int)
+    assert a.shape == b.shape
+    # each pixel's colour within a few levels on average, none far off
+    assert np.abs(a - b).mean() < 2.0 and np.quantile(np.abs(a - b), 0.999) < 40
+
+
 def test_notebook_shows_the_figure_in_its_language(fig, monkeypatch):
     from IPython.core.interactiveshell import InteractiveShell
 
