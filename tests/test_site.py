@@ -9,6 +9,7 @@ blocked and counted as a failure, so the site is checked to work offline.
 from __future__ import annotations
 
 import functools
+import html
 import re
 import shutil
 import threading
@@ -174,6 +175,21 @@ def test_pages_are_small(server):
     sizes = {p.relative_to(HTML).as_posix(): p.stat().st_size for p in _pages()}
     big = {name: size for name, size in sizes.items() if size >= MAX_PAGE_BYTES}
     assert not big, f"pages of 2 MB or more: {big}"
+
+
+def test_every_figure_text_has_its_chinese_version(server):
+    """No figure or explorer of the book was drawn with an English text on a Chinese page.
+
+    ``dlbook.i18n`` flags a text without a row in ``figures_zh.tsv`` with a
+    ``data-dl-missing`` attribute in the output HTML.
+    """
+    _served(server)
+    found = {}
+    for path in _pages():
+        for m in re.finditer(r'data-dl-missing="([^"]*)"', path.read_text(encoding="utf-8")):
+            found.setdefault(path.relative_to(HTML).as_posix(), set()).update(
+                html.unescape(m.group(1)).split(" | "))
+    assert not found, f"figure texts without a row in dlbook/resources/figures_zh.tsv: {found}"
 
 
 def test_every_chapter_links_to_its_twin(server):

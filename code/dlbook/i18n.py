@@ -131,8 +131,18 @@ def table() -> list[dict[str, str]]:
 
 @functools.cache
 def _names() -> frozenset[str]:
-    """Single words the table keeps as they are (``Adam``, ``tanh``): names, not English."""
-    return frozenset(en for en, zh in _rows() if en == zh and re.fullmatch(r"[A-Za-z][\w-]*", en))
+    """Words that stay as they are: names and data, not English to translate.
+
+    Single words the table keeps unchanged (``Adam``, ``tanh``), and the words
+    of English numbers, the source language of the translation task in
+    chapters 7-9 (``"three hundred and two"`` on an axis is data).
+    """
+    from dlbook import numbers
+
+    kept = {en for en, zh in _rows() if en == zh and re.fullmatch(r"[A-Za-z][\w-]*", en)}
+    spelled = [numbers.english(n) for n in (*range(1, 102), 10**3, 10**6, 10**9)]
+    kept.update(word.group() for text in spelled for word in _WORD.finditer(text))
+    return frozenset(kept)
 
 
 def needs_translation(text: str) -> bool:
@@ -234,7 +244,8 @@ def in_language(fig, lang: str, missing: set[str] | None = None) -> Iterator[Non
 
     Titles, axis labels, legend entries, annotations, fixed or categorical tick
     labels. A text without a row stays English and is added to ``missing``
-    (if given).
+    (if given). Text drawn in a monospace font is data (a model's sample,
+    code) and stays as it is.
     """
     if lang not in ("en", "zh"):
         raise ValueError(f"in_language: lang must be 'en' or 'zh', got {lang!r}")
@@ -256,7 +267,7 @@ def in_language(fig, lang: str, missing: set[str] | None = None) -> Iterator[Non
     texts = []
     for artist in fig.findobj(Text):
         original = artist.get_text()
-        if original:
+        if original and "monospace" not in artist.get_fontfamily():
             texts.append((artist, original))
             artist.set_text(zh(original))
     formatters = []
