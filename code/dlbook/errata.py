@@ -28,7 +28,8 @@ from importlib import resources
 
 __all__ = ["FIELDS", "href", "load", "parse", "table"]
 
-# Every entry has exactly these keys (see the comment at the top of errata.toml).
+#: The keys of every entry, each with the type of its value (see the comment at
+#: the top of ``errata.toml``).
 FIELDS = {
     "id": str,
     "chapter": str,

@@ -239,7 +239,7 @@ def defined_in(chapters: str | Path) -> dict[str, dict[str, str | None]]:
     English markdown uses the English term (or its abbreviation) and, separately,
     the first chapter whose Chinese markdown uses the Chinese rendering. Code,
     maths, citations and labels do not count; the preface and the appendices are
-    not searched (see :func:`chapter_files`).
+    not searched (see ``chapter_files``).
 
     Parameters
     ----------
