@@ -253,6 +253,27 @@ def test_explorer_in_both_languages(monkeypatch):
     assert single.frames == out.en.frames
 
 
+def _draw_numbers(fig, alpha):
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, alpha])  # no words: the same picture in both languages
+
+
+def test_bilingual_explorer_writes_shared_frames_once(monkeypatch):
+    monkeypatch.setenv("DLBOOK_LANG", "both")
+    out = widgets.explore(_draw_numbers, {"alpha": [1, 2, 3]}, labels={"alpha": "α"})
+    assert out.en.frames == out.zh.frames
+    html = out._repr_html_()
+    single = out.en._repr_html_()
+    # the Chinese half borrows the English frames: only its first picture is written again
+    assert html.count("data:image/png;base64,") == single.count("data:image/png;base64,") + 1
+    zh = html[html.index('class="dl-zh"'):]
+    assert "var frames=[0,1,2];" in zh and f'window.dlFrames["{out.en.element_id}"]' in html
+    # a frame that differs stays in the Chinese half
+    out = widgets.explore(_draw, {"alpha": [1, 2]}, {"kind": ["plain", "residual"]})
+    zh = out._repr_html_().split('class="dl-zh"')[1]
+    assert zh.count("data:image/png;base64,") == 1 + 4
+
+
 def test_explorer_flags_missing_texts(monkeypatch):
     monkeypatch.setenv("DLBOOK_LANG", "both")
     out = widgets.explore(_draw, {"alpha": [1, 2]}, {"kind": ["a label nobody wrote"]})

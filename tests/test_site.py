@@ -319,6 +319,30 @@ def test_static_explorer_changes_picture(page, server):
     assert shown.strip(), "the slider's value is not shown"
 
 
+def test_chinese_explorer_borrowing_english_frames_changes_picture(page, server):
+    """On a Chinese page, an explorer whose pictures are the same in both languages
+    takes them from the (hidden) English explorer, and still flips through them."""
+    _served(server)
+    borrowing = [p for p in sorted((HTML / "chapters" / "zh").glob("*.html"))
+                 if "typeof f==='number'?base[f]:f" in p.read_text(encoding="utf-8")]
+    assert borrowing, "no Chinese explorer borrows its frames"
+    page.goto(server + borrowing[0].relative_to(HTML).as_posix())
+    explorer = page.locator(".dl-zh .dl-explorer").first
+    explorer.scroll_into_view_if_needed()
+    assert explorer.is_visible()
+    image = explorer.locator("img.dl-frame")
+    seen = {image.get_attribute("src")}
+    controls = explorer.locator("input.dl-slider, select.dl-select")
+    for i in range(controls.count()):
+        controls.nth(i).evaluate(
+            "el => { el.value = el.tagName === 'SELECT' ? el.options.length - 1 : el.max;"
+            " el.dispatchEvent(new Event('input', {bubbles: true})); }"
+        )
+        seen.add(image.get_attribute("src"))
+    assert len(seen) > 1, "the picture did not change"
+    assert all(src and src.startswith("data:image/png;base64,") for src in seen), "a frame was not found"
+
+
 def test_bilingual_outputs_show_the_page_language(page, server):
     for path, visible, hidden in (
         ("chapters/en/90_glossary.html", ".dl-en", ".dl-zh"),

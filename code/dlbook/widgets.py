@@ -271,16 +271,36 @@ class StaticExplorer:
             index = index * len(values) + self.start[name]
         return index
 
-    def _repr_html_(self) -> str:
-        width, height = self.size
-        # Distinct frames once; the order maps a combination to its frame.
+    def _unique_frames(self) -> tuple[list[str], list[int]]:
+        """The distinct frames, and for each combination the index of its frame."""
         unique: dict[str, int] = {}
         order = [unique.setdefault(f, len(unique)) for f in self.frames]
+        return list(unique), order
+
+    def _repr_html_(self) -> str:
+        return self._html()
+
+    def _html(self, base: StaticExplorer | None = None) -> str:
+        """The explorer as HTML; frames that ``base`` (shown earlier in the page) also
+        has are taken from it instead of being written twice."""
+        width, height = self.size
+        unique, order = self._unique_frames()
+        frames = _js(unique)
+        borrow = ""
+        if base is not None:
+            theirs = {f: i for i, f in enumerate(base._unique_frames()[0])}
+            frames = "[" + ",".join(str(theirs[f]) if f in theirs else _js(f) for f in unique) + "]"
+            borrow = (
+                f'var base=(window.dlFrames||{{}})["{base.element_id}"]||[];'
+                "frames=frames.map(function(f){return typeof f==='number'?base[f]:f;});"
+            )
         captions = _js(self.captions or [])
         script = (
             "(function(){"
             f'var root=document.getElementById("{self.element_id}");'
-            f"var frames={_js(list(unique))};var order={_js(order)};"
+            f"var frames={frames};var order={_js(order)};{borrow}"
+            "window.dlFrames=window.dlFrames||{};"
+            f'window.dlFrames["{self.element_id}"]=frames;'
             f"var captions={captions};"
             'var cap=root.querySelector(".dl-caption");'
             'var img=root.querySelector(".dl-frame");'
@@ -480,7 +500,7 @@ class BilingualExplorer:
             flag = f' data-dl-missing="{listed}"'
         return (
             f'<div class="dl-en" lang="en"{flag}>{self.en._repr_html_()}</div>'
-            f'<div class="dl-zh" lang="zh-CN"{flag}>{self.zh._repr_html_()}</div>'
+            f'<div class="dl-zh" lang="zh-CN"{flag}>{self.zh._html(base=self.en)}</div>'
         )
 
     def __repr__(self) -> str:
