@@ -241,7 +241,9 @@ def test_stylesheets_exist_and_print_keeps_pieces_whole():
 
 # ---------------------------------------------------------------- the built site
 def _chapter_pages() -> list[Path]:
-    return sorted(p for lang in ("en", "zh") for p in (HTML / "chapters" / lang).glob("*.html"))
+    """The built pages of the notebooks (the API reference is a Markdown page, not a notebook)."""
+    return sorted(p for lang in ("en", "zh") for p in (HTML / "chapters" / lang).glob("*.html")
+                  if (ROOT / p.relative_to(HTML)).with_suffix(".ipynb").is_file())
 
 
 @pytest.mark.book

@@ -28,7 +28,7 @@ MIN_CONTRAST = 4.5
 # page -> the selector of its main content (the language's own half where a page has two)
 PAGES = {
     "90_glossary": "div.dl-{lang} table.dl-glossary",
-    "91_errata": "article table",
+    "91_errata": "div.dl-{lang} table.dl-errata",
     "92_notation": "article table",
     "93_api": "table.dl-api-map",
     "94_references": "article .citation, article div.bibliography, article dl.citation",

@@ -41,12 +41,23 @@
   "use strict";
   var folder = (document.documentElement.lang || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
   if (typeof Scorer === "undefined") { return; }
+  function group(docname) {  // 2: this language, 1: the landing page, 0: the other language
+    if (docname.indexOf("chapters/" + folder + "/") === 0) { return 2; }
+    return docname.indexOf("chapters/") !== 0 ? 1 : 0;
+  }
   Scorer.score = function (result) {
-    var docname = result[0], score = result[4];
-    if (docname.indexOf("chapters/" + folder + "/") === 0) { return score + 100000; }
-    if (docname.indexOf("chapters/") !== 0) { return score + 50000; }
-    return score;
+    return result[4] + 50000 * group(result[0]);
   };
+  // searchtools shows the index entries that are not main ones (an API module's
+  // entry) after all other results; keep them inside their language's group.
+  // The list is shown from its end, and Array.sort is stable.
+  if (typeof Search !== "undefined" && Search._performSearch) {
+    var perform = Search._performSearch;
+    Search._performSearch = function () {
+      var results = perform.apply(this, arguments);
+      return results.sort(function (a, b) { return group(a[0]) - group(b[0]); });
+    };
+  }
 })();
 
 // Words that scripts write in the browser, on Chinese pages (the rest of the
