@@ -280,3 +280,23 @@ def test_explorer_flags_missing_texts(monkeypatch):
     # the option and a control name (no labels given) have no Chinese rows; "kind" has one
     assert out.missing == {"a label nobody wrote", "alpha"}
     assert 'data-dl-missing="a label nobody wrote | alpha"' in out._repr_html_()
+
+
+def test_first_figure_of_a_notebook_is_bilingual_in_the_book(tmp_path, monkeypatch):
+    """matplotlib-inline resets the figure formatters when its backend loads; the
+    chapter's first figure must still come out in both languages."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("DLBOOK_STATIC", "1")
+    monkeypatch.delenv("DLBOOK_LANG")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nimport dlbook as dl\ndl.plot.setup()"),
+        nbformat.v4.new_code_cell("fig, ax = plt.subplots()\nax.set_xlabel('epoch')\nplt.show()"),
+    ]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown = [o for o in nb.cells[1].outputs if o.get("output_type") == "display_data"]
+    assert len(shown) == 1
+    html = shown[0]["data"].get("text/html", "")
+    assert 'class="dl-zh"' in html and 'class="dl-en"' in html, shown[0]["data"].keys()

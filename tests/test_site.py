@@ -192,6 +192,20 @@ def test_every_figure_text_has_its_chinese_version(server):
     assert not found, f"figure texts without a row in dlbook/resources/figures_zh.tsv: {found}"
 
 
+def test_every_figure_is_drawn_in_both_languages(server):
+    """A figure output is the bilingual pair of dlbook.i18n, never a plain PNG (the
+    same, English, picture on both pages)."""
+    _served(server)
+    plain = {}
+    for path in sorted((HTML / "chapters").glob("*/*.html")):
+        text = path.read_text(encoding="utf-8")
+        outputs = re.findall(r'<div class="cell_output docutils container">(.*?)</div>\s*</div>', text, re.S)
+        count = sum(len(re.findall(r"<img [^>]*src=\"[^\"]*_images/", out)) for out in outputs)
+        if count:
+            plain[path.relative_to(HTML).as_posix()] = count
+    assert not plain, f"figures shown as one PNG (not in both languages): {plain}"
+
+
 def test_every_chapter_links_to_its_twin(server):
     _served(server)
     chapters = sorted((HTML / "chapters" / "en").glob("*.html"))

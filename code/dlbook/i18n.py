@@ -360,6 +360,21 @@ def _display_html(fig) -> str | None:
     return figure_html(fig)
 
 
+def _load_pyplot_backend() -> None:
+    """Load pyplot's backend now rather than at the first figure.
+
+    matplotlib-inline sets itself up when its module is first imported, and
+    drops every figure formatter then; a chapter's first figure, shown in the
+    middle of a cell, would otherwise miss ours.
+    """
+    import matplotlib.pyplot as plt
+
+    try:
+        plt._get_backend_mod()
+    except AttributeError:  # pragma: no cover - older matplotlib
+        plt.close(plt.figure())
+
+
 def register(shell=None) -> bool:
     """Show every figure of this IPython session in the reader's language.
 
@@ -374,6 +389,7 @@ def register(shell=None) -> bool:
     if shell is None:
         return False
     formatters = shell.display_formatter.formatters
+    _load_pyplot_backend()
 
     def install(*_args) -> None:
         from matplotlib.figure import Figure
