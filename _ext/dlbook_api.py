@@ -154,16 +154,25 @@ def home_of(obj: Any) -> str | None:
 # ---------------------------------------------------------------------------
 # Who uses what
 # ---------------------------------------------------------------------------
-def _resolve(attr: str, package: ModuleType) -> set[str]:
-    """The modules that ``dlbook.<attr>`` stands for: the module, or the home of a shortcut."""
-    full = f"{PACKAGE}.{attr}"
+_MISSING = object()
+
+
+def _member(module: ModuleType, name: str):
+    """``module.name``, importing it when it is a submodule not loaded yet; ``_MISSING`` if neither."""
     try:
-        obj = getattr(package, attr)
+        return getattr(module, name)
     except AttributeError:
         try:
-            obj = importlib.import_module(full)
+            return importlib.import_module(f"{module.__name__}.{name}")
         except ImportError:
-            return set()
+            return _MISSING
+
+
+def _resolve(attr: str, package: ModuleType) -> set[str]:
+    """The modules that ``dlbook.<attr>`` stands for: the module, or the home of a shortcut."""
+    obj = _member(package, attr)
+    if obj is _MISSING:
+        return set()
     if inspect.ismodule(obj):
         return {obj.__name__}
     home = home_of(obj)
@@ -291,20 +300,16 @@ def entries(modname: str, zh: bool) -> list[str]:
     own, lines, submodules = [], [], []
     for name in names:
         full = f"{modname}.{name}"
-        try:
-            obj = getattr(module, name)
-        except AttributeError:
-            try:
-                obj = importlib.import_module(full)
-            except ImportError:
-                logger.warning(
-                    "dlbook_api: %s.__all__ names %r, which it does not define",
-                    modname,
-                    name,
-                    type="dlbook",
-                    subtype="api",
-                )
-                continue
+        obj = _member(module, name)
+        if obj is _MISSING:
+            logger.warning(
+                "dlbook_api: %s.__all__ names %r, which it does not define",
+                modname,
+                name,
+                type="dlbook",
+                subtype="api",
+            )
+            continue
         home = home_of(obj)
         if inspect.ismodule(obj):
             # its entry is the module's own (id module-dlbook.x), in its section

@@ -1,4 +1,5 @@
-"""Shared fixtures: PyTorch as an optional oracle, and the zoo of every layer.
+"""Shared fixtures: PyTorch as an optional oracle, the zoo of every layer, and the built
+site in headless Chromium.
 
 ``LAYER_ZOO`` lists every :class:`dlbook.core.Module` class of the package
 with a small float64 instance and an input shape; ``tests/test_modules.py``
@@ -13,12 +14,20 @@ instead, with the test file that checks the same properties for them.
 
 from __future__ import annotations
 
+import functools
+import shutil
+import threading
+import urllib.parse
 from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import dlbook as dl
+
+HTML = Path(__file__).resolve().parents[1] / "_build" / "html"
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +39,82 @@ def _english_outputs(monkeypatch):
     """
     monkeypatch.delenv("DLBOOK_STATIC", raising=False)
     monkeypatch.setenv("DLBOOK_LANG", "en")
+
+
+# ---------------------------------------------------------------- the built site in Chromium
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The base URL of a local server over ``_build/html``; skips when the book is not built."""
+    if not (HTML / "index.html").is_file():
+        pytest.skip("no built book: _build/html/index.html is missing (run `make book-strict`)")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(HTML)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's), driven by Playwright; skips when either is missing."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("chromium not found (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def offline_context(browser, server):
+    """Make browser contexts whose requests may only go to the local server.
+
+    ``offline_context(**options)`` passes ``options`` (``color_scheme``, ``viewport``)
+    to ``new_context``. A request elsewhere is blocked; after the test, a blocked
+    request or a failed response (other than a favicon) fails it.
+    """
+    contexts, outside, broken = [], [], []
+
+    def route(route):
+        url = route.request.url
+        if url.startswith(("data:", "blob:")) or urllib.parse.urlsplit(url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    def response(resp):
+        if resp.status >= 400 and not resp.url.endswith("favicon.ico"):
+            broken.append(f"{resp.status} {resp.url}")
+
+    def make(**options):
+        context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **options})
+        context.route("**/*", route)
+        context.on("response", response)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not outside, f"requests to the internet: {outside}"
+    assert not broken, f"failed requests: {broken}"
 
 
 @pytest.fixture(scope="session")

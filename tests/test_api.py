@@ -282,60 +282,12 @@ def test_map_lists_every_module(lang):
 
 
 # ---------------------------------------------------------------- in the browser
-@pytest.fixture(scope="module")
-def browser_page():
-    import shutil
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    if not (HTML / "chapters" / "en" / "93_api.html").is_file():
-        pytest.skip("no built book")
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("chromium not found (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002 - the base class's name
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(HTML)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with sync_api.sync_playwright() as p:
-            chromium = p.chromium.launch(
-                executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-            )
-            try:
-                yield chromium, f"http://127.0.0.1:{httpd.server_address[1]}/"
-            finally:
-                chromium.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
-
-
 @pytest.mark.book
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_api_page_in_the_browser(browser_page, lang, scheme):
-    browser, base = browser_page
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
-    outside, broken = [], []
-
-    def route(route):
-        if route.request.url.startswith((base, "data:", "blob:")):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on("response", lambda r: r.status >= 400 and broken.append(f"{r.status} {r.url}"))
-    page.goto(f"{base}chapters/{lang}/93_api.html")
+def test_api_page_in_the_browser(offline_context, server, lang, scheme):
+    page = offline_context(color_scheme=scheme).new_page()
+    page.goto(f"{server}chapters/{lang}/93_api.html")
     page.wait_for_selector("table.dl-api-map", state="visible")
     assert page.locator("table.dl-api-map tbody tr").count() == len(MODULES)
     # the page's theme follows the reader's colour scheme
@@ -349,6 +301,3 @@ def test_api_page_in_the_browser(browser_page, lang, scheme):
         "e => [getComputedStyle(e).color, getComputedStyle(document.body).backgroundColor]"
     )
     assert colours[0] != colours[1]
-    context.close()
-    assert not outside, f"requests to the internet: {outside}"
-    assert not broken, f"failed requests: {broken}"

@@ -290,50 +290,22 @@ def test_every_errata_link_resolves_in_the_built_book(lang):
 
 
 @pytest.mark.book
-def test_errata_link_lands_on_the_correction_in_the_browser():
+def test_errata_link_lands_on_the_correction_in_the_browser(offline_context, server):
     """Clicking a correction in the table (English, then Chinese) shows its box in that language."""
-    import shutil
-
-    if not (HTML / "index.html").is_file():
-        pytest.skip("no built book")
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("chromium not found (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002 - the base class's name
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(HTML)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                for lang, box in (("en", "Correction"), ("zh", "更正")):
-                    page.goto(base + f"chapters/{lang}/91_errata.html")
-                    links = page.locator(f".dl-{lang} table.dl-errata a.dl-erratum-link")
-                    assert links.count() == len(ENTRIES)
-                    assert page.locator(f".dl-{'zh' if lang == 'en' else 'en'} table.dl-errata").is_hidden()
-                    entry = ENTRIES[2]
-                    links.nth(2).click()
-                    page.wait_for_url(f"**/chapters/{lang}/{entry['chapter']}.html#{entry['label']}")
-                    target = page.locator(f"#{entry['label']}")
-                    assert target.is_visible()
-                    assert box in target.inner_text()
-                    top = target.bounding_box()["y"]
-                    assert -5 <= top < 300, f"{lang}: the correction is not at the top of the window ({top})"
-            finally:
-                browser.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    page = offline_context().new_page()
+    for lang, box in (("en", "Correction"), ("zh", "更正")):
+        page.goto(server + f"chapters/{lang}/91_errata.html")
+        links = page.locator(f".dl-{lang} table.dl-errata a.dl-erratum-link")
+        assert links.count() == len(ENTRIES)
+        assert page.locator(f".dl-{'zh' if lang == 'en' else 'en'} table.dl-errata").is_hidden()
+        entry = ENTRIES[2]
+        links.nth(2).click()
+        page.wait_for_url(f"**/chapters/{lang}/{entry['chapter']}.html#{entry['label']}")
+        target = page.locator(f"#{entry['label']}")
+        assert target.is_visible()
+        assert box in target.inner_text()
+        top = target.bounding_box()["y"]
+        assert -5 <= top < 300, f"{lang}: the correction is not at the top of the window ({top})"
 
 
 # ---------------------------------------------------------------- checks of the corrections

@@ -130,21 +130,7 @@ def test_hidden_code_cells_start_collapsed_in_jupyterlab(path):
 
 
 # ---------------------------------------------------------------- JupyterLab in headless Chromium
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("chromium not found (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+# the fixture browser (headless Chromium) is in conftest.py
 
 
 def _get(url: str, token: str) -> int:

@@ -34,8 +34,8 @@ import dlbook_publish as pub  # noqa: E402
 
 import test_site as site  # noqa: E402 - its fixtures and helpers
 
-# the fixtures of tests/test_site.py: local server, Chromium, a page that may not leave 127.0.0.1
-server, browser, page = site.server, site.browser, site.page
+# a page that may not leave 127.0.0.1 (tests/test_site.py; server and browser are in conftest.py)
+page = site.page
 HTML, _parse = site.HTML, site._parse
 
 ARCHIVE = HTML / "_downloads" / pub.ARCHIVE_NAME
@@ -339,21 +339,9 @@ def _shot(page, locator):
 
 
 @pytest.fixture
-def dark_page(browser, server):
+def dark_page(offline_context):
     """A page of a context whose reader prefers dark colours (the theme follows it)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
-    context.route(
-        "**/*",
-        lambda route: (
-            route.continue_()
-            if urllib.parse.urlsplit(route.request.url).hostname == "127.0.0.1"
-            or route.request.url.startswith(("data:", "blob:"))
-            else route.abort()
-        ),
-    )
-    pg = context.new_page()
-    yield pg
-    context.close()
+    return offline_context(color_scheme="dark").new_page()
 
 
 @pytest.mark.book

@@ -2,7 +2,7 @@
 
 Each page, in each language and in the light and the dark colour scheme, is
 opened in headless Chromium from the built site (``make book``) with every
-request outside it blocked. The checks are what a reader would notice:
+request outside it blocked (the fixtures are in ``conftest.py``). The checks are what a reader would notice:
 
 - the page loads without a failed request and follows the reader's scheme;
 - its main content (the table, the entries) is shown;
@@ -13,10 +13,6 @@ request outside it blocked. The checks are what a reader would notice:
 
 from __future__ import annotations
 
-import functools
-import shutil
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -62,42 +58,10 @@ _COLOURS = """(selector) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not (HTML / "index.html").is_file():
-        pytest.skip("no built book: _build/html/index.html is missing (run `make book`)")
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("chromium not found (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002 - the base class's name
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(HTML)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with sync_api.sync_playwright() as p:
-            chromium = p.chromium.launch(
-                executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-            )
-            try:
-                yield chromium, f"http://127.0.0.1:{httpd.server_address[1]}/"
-            finally:
-                chromium.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
-
-
 @pytest.mark.book
 def test_the_contrast_check_fails_on_unreadable_text(browser):
     """Grey on grey is caught; black on white passes."""
-    chromium, _ = browser
-    page = chromium.new_page()
+    page = browser.new_page()
     page.set_content(
         '<p id="bad" style="color:#777;background:#666">faint</p>'
         '<p id="good" style="color:#000;background:#fff">clear</p>'
@@ -113,34 +77,15 @@ def test_the_contrast_check_fails_on_unreadable_text(browser):
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("lang", ["en", "zh"])
 @pytest.mark.parametrize("name", sorted(PAGES))
-def test_reference_page_reads_in_both_schemes(browser, name, lang, scheme):
-    chromium, base = browser
+def test_reference_page_reads_in_both_schemes(offline_context, server, name, lang, scheme):
     path = HTML / "chapters" / lang / f"{name}.html"
     assert path.is_file(), f"{path.relative_to(ROOT)} was not built"
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
-    outside, broken = [], []
-
-    def route(route):
-        if route.request.url.startswith((base, "data:", "blob:")):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on("response", lambda r: r.status >= 400 and broken.append(f"{r.status} {r.url}"))
-    try:
-        page.goto(f"{base}chapters/{lang}/{name}.html")
-        main = page.locator(PAGES[name].format(lang=lang)).first
-        main.wait_for(state="visible")
-        mode = page.evaluate("() => document.documentElement.dataset.theme")
-        assert mode == scheme, f"theme {mode!r} in a {scheme} browser"
-        cells = page.evaluate(_COLOURS, "article td, article th, article p, article dd, article dt")
-    finally:
-        context.close()
+    page = offline_context(color_scheme=scheme).new_page()
+    page.goto(f"{server}chapters/{lang}/{name}.html")
+    page.locator(PAGES[name].format(lang=lang)).first.wait_for(state="visible")
+    mode = page.evaluate("() => document.documentElement.dataset.theme")
+    assert mode == scheme, f"theme {mode!r} in a {scheme} browser"
+    cells = page.evaluate(_COLOURS, "article td, article th, article p, article dd, article dt")
     assert cells, "no text found in the article"
     faint = [c for c in cells if c["ratio"] < MIN_CONTRAST]
     assert not faint, f"{lang}/{name} ({scheme}): text with contrast below {MIN_CONTRAST}: {faint[:5]}"
-    assert not outside, f"requests to the internet: {outside}"
-    assert not broken, f"failed requests: {broken}"

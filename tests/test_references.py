@@ -16,14 +16,10 @@ without it; the browser test needs Chromium, like ``tests/test_site.py``.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import re
-import shutil
-import threading
 from html import unescape
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -353,51 +349,19 @@ def test_glossary_links_to_the_defining_chapters(lang, defined):
 
 @pytest.mark.book
 @pytest.mark.parametrize("lang", LANGS)
-def test_references_page_in_the_browser(lang):
+def test_references_page_in_the_browser(offline_context, server, lang):
     """In Chromium: the back-link of a work leads to the citation in the chapter of the same language."""
-    pytest.importorskip("playwright.sync_api")
-    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
-        pytest.skip("chromium not found")
-    if not (HTML / "chapters" / lang / "94_references.html").is_file():
-        pytest.skip("no built book")
-    _browse(lang)
-
-
-def _browse(lang: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(HTML)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-            )
-            try:
-                pg = browser.new_page()
-                pg.set_default_timeout(15_000)
-                pg.goto(base + f"chapters/{lang}/94_references.html")
-                entry = pg.locator("div.dl-ref-vaswani2017attention")
-                link = entry.locator("a.dl-cited-in").first
-                assert link.is_visible()
-                expected = "Cited in" if lang == "en" else "引用于"
-                assert expected in entry.locator("p.dl-cited-by").inner_text()
-                link.click()
-                pg.wait_for_load_state()
-                assert f"/chapters/{lang}/" in pg.url and "#" in pg.url
-                anchor = pg.url.split("#")[1]
-                assert pg.locator(f"[id='{anchor}'] + .bibtex-citation").count() == 1
-                assert pg.evaluate("document.documentElement.lang") == ("en" if lang == "en" else "zh-CN")
-            finally:
-                browser.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    pg = offline_context().new_page()
+    pg.set_default_timeout(15_000)
+    pg.goto(server + f"chapters/{lang}/94_references.html")
+    entry = pg.locator("div.dl-ref-vaswani2017attention")
+    link = entry.locator("a.dl-cited-in").first
+    assert link.is_visible()
+    expected = "Cited in" if lang == "en" else "引用于"
+    assert expected in entry.locator("p.dl-cited-by").inner_text()
+    link.click()
+    pg.wait_for_load_state()
+    assert f"/chapters/{lang}/" in pg.url and "#" in pg.url
+    anchor = pg.url.split("#")[1]
+    assert pg.locator(f"[id='{anchor}'] + .bibtex-citation").count() == 1
+    assert pg.evaluate("document.documentElement.lang") == ("en" if lang == "en" else "zh-CN")

@@ -8,15 +8,11 @@ blocked and counted as a failure, so the site is checked to work offline.
 
 from __future__ import annotations
 
-import functools
 import html
 import re
-import shutil
-import threading
 import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -35,75 +31,13 @@ def _pages() -> list[Path]:
     return sorted(HTML.rglob("*.html"))
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-
-@pytest.fixture(scope="module")
-def server():
-    if not (HTML / "index.html").is_file():
-        pytest.skip("no built book: _build/html/index.html is missing (run `make book-strict`)")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(HTML)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("chromium not found (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=executable,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
+# The fixtures server, browser and offline_context are in conftest.py.
 @pytest.fixture
-def page(browser, server):
-    """A page whose requests may only go to the local server; failures are recorded."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    outside: list[str] = []
-    broken: list[str] = []
-
-    def route(route):
-        host = urllib.parse.urlsplit(route.request.url).hostname
-        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    def response(resp):
-        if resp.status >= 400 and not resp.url.endswith("favicon.ico"):
-            broken.append(f"{resp.status} {resp.url}")
-
-    context.route("**/*", route)
-    pg = context.new_page()
-    pg.on("response", response)
+def page(offline_context):
+    """A page whose requests may only go to the local server; failures fail the test."""
+    pg = offline_context().new_page()
     pg.set_default_timeout(TIMEOUT_MS)
-    yield pg
-    context.close()
-    assert not outside, f"requests to the internet: {outside}"
-    assert not broken, f"failed requests: {broken}"
+    return pg
 
 
 # ---------------------------------------------------------------- static checks of the HTML
